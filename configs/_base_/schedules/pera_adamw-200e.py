@@ -1,0 +1,32 @@
+# Released-code optimisation: AdamW lr 1e-3 (no batch scaling), 20-epoch linear
+# warm-up from 0 then cosine to 1e-6; weight decay cosine 0.04 -> 0.2 on all
+# parameters; clip 3.0; bf16 autocast on GPU, plain fp32 on CPU (AutoAmpOptimWrapper).
+max_epochs = 200
+warmup_epochs = 20
+
+optim_wrapper = dict(
+    type='AutoAmpOptimWrapper',
+    dtype='bfloat16',
+    optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999), eps=2e-5, weight_decay=0.04),
+    clip_grad=dict(max_norm=3.0))
+
+param_scheduler = [
+    dict(type='WarmupCosineParamScheduler', param_name='lr', final_value=1e-6,
+         warmup=warmup_epochs, start_factor=0., begin=0, end=max_epochs, by_epoch=True,
+         convert_to_iter_based=True),
+    dict(type='WarmupCosineParamScheduler', param_name='weight_decay', final_value=0.2,
+         begin=0, end=max_epochs, by_epoch=True, convert_to_iter_based=True),
+]
+
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
+
+custom_hooks = [
+    dict(type='TeacherEMAHook', momentum=0.992, end_momentum=1.0),
+    dict(type='TeacherTemperatureHook', start_temp=0.03, end_temp=0.05, warmup_epochs=30),
+    dict(type='CenterUpdateHook'),
+    dict(type='CollapseMonitorHook', max_cls_cosine=0.6, min_cls_erank=2.0, window=20),
+    dict(type='SkippedImageReportHook'),
+]
+
+# lr is not scaled with the batch in the released recipe
+auto_scale_lr = dict(enable=False, base_batch_size=192)

@@ -1,0 +1,3 @@
+from .warmup_cosine_scheduler import WarmupCosineParamScheduler
+
+__all__ = ['WarmupCosineParamScheduler']

@@ -1,0 +1,3 @@
+from .pera_vit import PerAViT
+
+__all__ = ['PerAViT']

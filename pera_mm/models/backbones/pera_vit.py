@@ -1,0 +1,254 @@
+from typing import Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+from mmengine.model import BaseModule
+from mmpretrain.registry import MODELS
+from torch.utils.checkpoint import checkpoint
+
+from ..utils import Block, infer_square_grid, resize_pos_embed
+
+
+def gather_tokens(x, idx):
+    """Pick tokens ``x[n, idx[n, k]]``: (N, L, C) x (N, K) -> (N, K, C)."""
+    return torch.gather(x, 1, idx.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+
+
+@MODELS.register_module()
+class PerAViT(BaseModule):
+    """Vision Transformer for PerA pretraining and for downstream use.
+
+    Three paths share one set of weights:
+
+    - ``forward(img)``: the dense downstream path (every patch), returning
+      feature maps / cls tokens like MMPretrain's ``VisionTransformer``.
+    - ``forward_sparse(img, keep_idx)``: cls + the kept patches only, through all
+      blocks (the teacher path, and the student on local crops). Position
+      embeddings are added to the full grid before the gather, so each kept
+      token carries its own position and no compute is spent on dropped ones.
+    - ``forward_student(img, s_idx, l_idx, mask_token)``: cls + s patches through
+      the first ``mask_token_layer`` blocks, then the mask tokens (shared vector +
+      the position embedding of their slot) are inserted in raster order among
+      the s tokens and the remaining blocks see cls + s + l.
+
+    Args:
+        arch (str | dict): 'tiny', 'small', 'base', 'large', 'giant-1024', or a
+            dict with embed_dims, num_layers, num_heads, feedforward_channels.
+        img_size (int): pretraining image size (sets the position grid).
+        patch_size (int): patch size; ``img_size`` must be divisible by it.
+        in_channels (int): input bands.
+        drop_path_rate (float): uniform stochastic-depth rate of every block.
+        drop_path_mode (str): 'subset' (batch-subset, released PerA code) or 'row'.
+        layer_scale_init_value (float): > 0 enables LayerScale.
+        mask_token_layer (int, optional): block before which mask tokens are
+            inserted; default ``num_layers // 2``.
+        interpolate_offset (float): pos-embed resize convention for crops of
+            another size at run time (0.1 = the released code's).
+        out_indices (Sequence[int] | int): blocks whose outputs ``forward`` returns.
+        out_type (str): 'cls_token', 'featmap', 'avg_featmap' or 'raw'.
+        final_norm (bool): apply the final LayerNorm to the last block's output.
+        with_cp (bool): activation checkpointing of every block.
+    """
+    arch_zoo = {
+        'tiny': dict(embed_dims=192, num_layers=12, num_heads=3, feedforward_channels=768),
+        'small': dict(embed_dims=384, num_layers=12, num_heads=6, feedforward_channels=1536),
+        'base': dict(embed_dims=768, num_layers=12, num_heads=12, feedforward_channels=3072),
+        'large': dict(embed_dims=1024, num_layers=24, num_heads=16, feedforward_channels=4096),
+        'giant-1024': dict(embed_dims=1024, num_layers=40, num_heads=16,
+                           feedforward_channels=4096),
+    }
+    OUT_TYPES = ('cls_token', 'featmap', 'avg_featmap', 'raw')
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'base',
+                 img_size: int = 224,
+                 patch_size: int = 16,
+                 in_channels: int = 3,
+                 qkv_bias: bool = True,
+                 drop_path_rate: float = 0.,
+                 drop_path_mode: str = 'subset',
+                 layer_scale_init_value: float = 0.,
+                 mask_token_layer: Optional[int] = None,
+                 interpolate_offset: float = 0.1,
+                 out_indices: Union[int, Sequence[int]] = -1,
+                 out_type: str = 'cls_token',
+                 final_norm: bool = True,
+                 with_cp: bool = False,
+                 init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        self.arch_settings = self._parse_arch(arch)
+        C = self.embed_dims = self.arch_settings['embed_dims']
+        self.num_layers = self.arch_settings['num_layers']
+        img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+        if img_size[0] % patch_size or img_size[1] % patch_size:
+            raise ValueError(f'PerAViT: img_size {img_size} is not divisible by '
+                             f'patch_size {patch_size}')
+        if out_type not in self.OUT_TYPES:
+            raise ValueError(f'PerAViT: out_type must be one of {self.OUT_TYPES}, got {out_type!r}')
+        self.img_size, self.patch_size = img_size, patch_size
+        self.grid_size = (img_size[0] // patch_size, img_size[1] // patch_size)
+        self.mask_token_layer = (self.num_layers // 2 if mask_token_layer is None
+                                 else mask_token_layer)
+        if not 0 <= self.mask_token_layer < self.num_layers:
+            raise ValueError(f'PerAViT: mask_token_layer must be in [0, {self.num_layers}), '
+                             f'got {self.mask_token_layer}')
+        self.interpolate_offset = interpolate_offset
+        self.out_type, self.final_norm, self.with_cp = out_type, final_norm, with_cp
+        out_indices = [out_indices] if isinstance(out_indices, int) else list(out_indices)
+        self.out_indices = [i % self.num_layers for i in out_indices]
+
+        self.patch_embed = nn.Module()
+        self.patch_embed.proj = nn.Conv2d(in_channels, C, patch_size, patch_size)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, C))
+        self.pos_embed = nn.Parameter(
+            torch.zeros(1, 1 + self.grid_size[0] * self.grid_size[1], C))
+        self.blocks = nn.ModuleList([
+            Block(C, self.arch_settings['num_heads'], self.arch_settings['feedforward_channels'],
+                  qkv_bias=qkv_bias, drop_path=drop_path_rate, drop_path_mode=drop_path_mode,
+                  layer_scale_init_value=layer_scale_init_value)
+            for _ in range(self.num_layers)
+        ])
+        self.norm = nn.LayerNorm(C, eps=1e-6)
+
+    def _parse_arch(self, arch):
+        if isinstance(arch, str):
+            if arch not in self.arch_zoo:
+                raise ValueError(f'PerAViT: unknown arch {arch!r}; expected one of '
+                                 f'{sorted(self.arch_zoo)} or a dict')
+            return dict(self.arch_zoo[arch])
+        needed = {'embed_dims', 'num_layers', 'num_heads', 'feedforward_channels'}
+        if not isinstance(arch, dict) or not needed <= set(arch):
+            raise ValueError(f'PerAViT: a custom arch must be a dict with keys {sorted(needed)}, '
+                             f'got {arch!r}')
+        return dict(arch)
+
+    def init_weights(self):
+        super().init_weights()
+        if self.init_cfg is not None and self.init_cfg.get('type') == 'Pretrained':
+            return
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        nn.init.normal_(self.cls_token, std=1e-6)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        w = self.patch_embed.proj.weight
+        nn.init.trunc_normal_(w.view(w.shape[0], -1), std=0.02)
+
+    # ------------------------------------------------------------------ embedding
+    def pos_embed_for(self, grid_hw):
+        """Position embeddings (1, 1 + h*w, C) for a patch grid of another size."""
+        return resize_pos_embed(self.pos_embed, self.grid_size, grid_hw,
+                                offset=self.interpolate_offset)
+
+    def embed(self, x):
+        """Patch-embed and add positions on the full grid: returns (cls, patches)."""
+        if x.shape[-2] % self.patch_size or x.shape[-1] % self.patch_size:
+            raise ValueError(f'PerAViT: input size {tuple(x.shape[-2:])} is not divisible by '
+                             f'patch_size {self.patch_size}')
+        x = self.patch_embed.proj(x)
+        grid = tuple(x.shape[-2:])
+        x = x.flatten(2).transpose(1, 2)
+        pos = self.pos_embed_for(grid)
+        cls = (self.cls_token + pos[:, :1]).expand(x.shape[0], -1, -1)
+        return cls, x + pos[:, 1:], pos[:, 1:]
+
+    def _run_blocks(self, x, blocks):
+        for blk in blocks:
+            if self.with_cp and x.requires_grad:
+                x = checkpoint(blk, x, use_reentrant=False)
+            else:
+                x = blk(x)
+        return x
+
+    # ------------------------------------------------------------- training paths
+    def forward_sparse(self, x, keep_idx=None):
+        """cls + patches at ``keep_idx`` (N, K) through every block; returns the
+        final-normed token sequence (N, 1 + K, C). ``keep_idx=None`` keeps all."""
+        cls, patches, _ = self.embed(x)
+        if keep_idx is not None and keep_idx.shape[1] != patches.shape[1]:
+            patches = gather_tokens(patches, keep_idx)
+        x = self._run_blocks(torch.cat([cls, patches], dim=1), self.blocks)
+        return self.norm(x)
+
+    def forward_student(self, x, s_idx, l_idx, mask_token):
+        """The student path on global crops.
+
+        Args:
+            x (Tensor): (N, 3, H, W) student views.
+            s_idx (Tensor): (N, n_s) visible patch indices, ascending.
+            l_idx (Tensor): (N, n_l) mask-token patch indices, ascending.
+            mask_token (Tensor): (1, 1, C) learnable mask token.
+
+        Returns:
+            tuple: final-normed cls (N, C) and mask-token outputs (N, n_l, C) in
+            the order of ``l_idx``.
+        """
+        cls, patches, pos = self.embed(x)
+        n_s, n_l = s_idx.shape[1], l_idx.shape[1]
+        h = torch.cat([cls, gather_tokens(patches, s_idx)], dim=1)
+        h = self._run_blocks(h, self.blocks[:self.mask_token_layer])
+        # Raster order of s ∪ l: sort the concatenated positions once; the same
+        # permutation reorders [s outputs, mask tokens] into spatial order.
+        sl_idx = torch.cat([s_idx, l_idx], dim=1)
+        order = sl_idx.argsort(dim=1)
+        mask_tokens = mask_token.to(h.dtype) + gather_tokens(pos.expand(x.shape[0], -1, -1), l_idx)
+        body = gather_tokens(torch.cat([h[:, 1:], mask_tokens], dim=1), order)
+        h = torch.cat([h[:, :1], body], dim=1)
+        h = self.norm(self._run_blocks(h, self.blocks[self.mask_token_layer:]))
+        # slot of each l token in the raster sequence (+1 for cls)
+        l_slots = order.argsort(dim=1)[:, n_s:] + 1
+        return h[:, 0], gather_tokens(h, l_slots)
+
+    def forward_masked_dense(self, x, l_mask, mask_token):
+        """Full-grid student path (iBOT/DINOv2 baseline): patches where ``l_mask``
+        (N, L) is True are replaced by the mask token (+ their position) before
+        block ``mask_token_layer``. Returns the final-normed sequence (N, 1+L, C)."""
+        cls, patches, pos = self.embed(x)
+        h = torch.cat([cls, patches], dim=1)
+        h = self._run_blocks(h, self.blocks[:self.mask_token_layer])
+        tokens = mask_token.to(h.dtype) + pos
+        body = torch.where(l_mask.unsqueeze(-1), tokens, h[:, 1:])
+        h = torch.cat([h[:, :1], body], dim=1)
+        return self.norm(self._run_blocks(h, self.blocks[self.mask_token_layer:]))
+
+    # ------------------------------------------------------------ dense downstream
+    def forward(self, x):
+        """Dense path: every patch, outputs of ``out_indices`` like MMPretrain's ViT."""
+        B = x.shape[0]
+        cls, patches, _ = self.embed(x)
+        grid = (x.shape[-2] // self.patch_size, x.shape[-1] // self.patch_size)
+        h = torch.cat([cls, patches], dim=1)
+        outs = []
+        for i, blk in enumerate(self.blocks):
+            h = self._run_blocks(h, [blk])
+            out = h
+            if i == self.num_layers - 1 and self.final_norm:
+                out = h = self.norm(h)
+            if i in self.out_indices:
+                outs.append(self._format_output(out, grid, B))
+        return tuple(outs)
+
+    def _format_output(self, x, grid, B):
+        if self.out_type == 'raw':
+            return x
+        if self.out_type == 'cls_token':
+            return x[:, 0]
+        patches = x[:, 1:]
+        if self.out_type == 'featmap':
+            return patches.reshape(B, grid[0], grid[1], -1).permute(0, 3, 1, 2).contiguous()
+        return patches.mean(dim=1)
+
+    # --------------------------------------------------------------- checkpoints
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """Resize a checkpoint's position embedding to this model's grid."""
+        key = prefix + 'pos_embed'
+        if key in state_dict and state_dict[key].shape != self.pos_embed.shape:
+            src = state_dict[key]
+            src_grid = infer_square_grid(src.shape[1] - 1)
+            state_dict[key] = resize_pos_embed(src, src_grid, self.grid_size)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

@@ -1,0 +1,4 @@
+from .dino_head import PerADINOHead
+from .pixel_prediction_head import PixelPredictionHead
+
+__all__ = ['PerADINOHead', 'PixelPredictionHead']

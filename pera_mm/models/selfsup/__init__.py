@@ -1,0 +1,3 @@
+from .pera import PerA
+
+__all__ = ['PerA']

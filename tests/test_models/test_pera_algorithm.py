@@ -1,0 +1,136 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.dataset import default_collate
+from mmpretrain.registry import MODELS, TRANSFORMS
+
+import pera_mm  # noqa: F401
+
+REPO = Path(__file__).resolve().parents[2]
+PERA_CONFIGS = sorted((REPO / 'configs/pera').rglob('*.py'))
+TINY = dict(embed_dims=64, num_layers=4, num_heads=2, feedforward_channels=128)
+
+
+def shrink(cfg, K=256):
+    """Same algorithm and pipeline as the config, on a tiny ViT and small crops."""
+    m = cfg.model
+    m.backbone.update(arch=TINY, img_size=64, with_cp=False)
+    m.projector.update(in_channels=64, out_channels=K, hidden_channels=96,
+                       bottleneck_channels=32)
+    m.cls_loss.update(out_channels=K)
+    if m.get('predictor'):
+        m.predictor.update(in_channels=64, hidden_channels=96, bottleneck_channels=32)
+    if m.get('patch_loss'):
+        m.patch_loss.update(out_channels=K)
+    pipeline = []
+    for t in cfg.train_dataloader.dataset.pipeline[1:]:  # skip file loading
+        t = dict(t)
+        if t['type'] == 'PerAMultiCropViews':
+            t.update(global_crop_size=64, local_crop_size=32, num_local_crops=2)
+        pipeline.append(TRANSFORMS.build(t))
+    return MODELS.build(m), pipeline
+
+
+def make_batch(pipeline, B=4, seed=0):
+    rng = np.random.RandomState(seed)
+    samples = []
+    for _ in range(B):
+        results = dict(img=rng.randint(0, 255, (96, 96, 3), dtype=np.uint8), img_path='x.png')
+        for t in pipeline:
+            results = t(results)
+        samples.append(results)
+    return default_collate(samples)
+
+
+def build(config='pera_vit-base-p16_8xb24-200e_rsrsd-448px.py'):
+    torch.manual_seed(0)
+    np.random.seed(0)
+    cfg = Config.fromfile(REPO / 'configs/pera' / config)
+    model, pipeline = shrink(cfg)
+    model.init_weights()
+    return model, pipeline
+
+
+@pytest.mark.parametrize('config', PERA_CONFIGS, ids=lambda p: p.stem)
+def test_every_config_builds_and_trains_one_step(config):
+    model, pipeline = build(config.relative_to(REPO / 'configs/pera'))
+    data = model.data_preprocessor(make_batch(pipeline), training=True)
+    losses = model(**data, mode='loss')
+    total = sum(v for k, v in losses.items() if 'loss' in k)
+    assert torch.isfinite(total)
+    total.backward()
+    assert all(p.grad is None for p in model.teacher.parameters())
+    assert model.backbone.patch_embed.proj.weight.grad.abs().sum() > 0
+    for key in ('monitor_cls_cosine', 'monitor_cls_erank', 'monitor_target_entropy'):
+        assert torch.isfinite(losses[key])
+
+
+def test_loss_terms_follow_the_released_code():
+    model, pipeline = build()
+    data = model.data_preprocessor(make_batch(pipeline), training=True)
+    losses = model(**data, mode='loss')
+    assert {'loss_cls_global', 'loss_cls_local', 'loss_koleo', 'loss_pixel'} <= set(losses)
+    # 2 global + 2 local crops: each part carries its share of the crop average
+    assert losses['loss_cls_global'] > 0 and losses['loss_cls_local'] > 0
+    assert model.mask_token.grad is None
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    assert model.mask_token.grad.abs().sum() > 0
+    assert model.predictor.last_layer.weight_v.grad.abs().sum() > 0
+
+
+def test_no_compute_on_dropped_tokens():
+    """Every block sees exactly cls + the tokens its path keeps."""
+    model, pipeline = build()
+    batch = make_batch(pipeline)
+    lengths = {'student': [], 'teacher': []}
+    for name, vit in (('student', model.backbone), ('teacher', model.teacher.backbone)):
+        for blk in vit.blocks:
+            blk.register_forward_pre_hook(
+                lambda m, args, name=name: lengths[name].append(args[0].shape[1]))
+    data = model.data_preprocessor(batch, training=True)
+    model(**data, mode='loss')
+    # 64 px / 16 -> 16 patches: s 3, l 3, t 10; local 32 px -> 4 patches: s 1, t 2
+    assert lengths['teacher'] == [11] * 4 + [3] * 4
+    assert lengths['student'] == [4] * 2 + [7] * 2 + [2] * 4
+
+
+def test_teacher_starts_as_copy_and_follows_ema():
+    model, _ = build()
+    for (k, t), s in zip(model.teacher.backbone.state_dict().items(),
+                         model.backbone.state_dict().values()):
+        assert torch.equal(t, s), k
+    t0 = [p.clone() for p in model.teacher.parameters()]
+    with torch.no_grad():
+        for p in model.backbone.parameters():
+            p.add_(1.0)
+    model.update_teacher(0.9)
+    t_params, s_params = model.ema_pairs()
+    for t_old, t_new, s in zip(t0, t_params, s_params):
+        torch.testing.assert_close(t_new, 0.9 * t_old + 0.1 * s)
+
+
+def test_tensor_mode_returns_teacher_features():
+    model, _ = build()
+    with torch.no_grad():
+        for p in model.backbone.parameters():
+            p.mul_(0.5)  # student and teacher now differ
+        x = torch.randn(2, 3, 64, 64)
+        feats = model(x, mode='tensor')
+        torch.testing.assert_close(feats[0], model.teacher.backbone(x)[0])
+        assert not torch.allclose(feats[0], model.backbone(x)[0])
+
+
+def test_invalid_options_raise():
+    cfg = Config.fromfile(REPO / 'configs/pera/pera_vit-base-p16_8xb24-200e_rsrsd-448px.py')
+    for key, value in (('koleo_on', 'neck'), ('pixel_target', 'raw')):
+        bad = cfg.model.copy()
+        bad[key] = value
+        with pytest.raises(ValueError, match=key):
+            MODELS.build(bad)
+    bad = cfg.model.copy()
+    bad['pixel_loss'] = None
+    with pytest.raises(ValueError, match='predictor and pixel_loss'):
+        MODELS.build(bad)

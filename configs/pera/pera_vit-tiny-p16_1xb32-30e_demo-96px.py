@@ -54,5 +54,6 @@ custom_hooks = [
     dict(type='CenterUpdateHook'),
     dict(type='CollapseMonitorHook', max_cls_cosine=0.6, min_cls_erank=2.0, window=10),
     dict(type='SkippedImageReportHook'),
+    dict(type='RandomStateHook'),
 ]
 default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=10, max_keep_ckpts=2))

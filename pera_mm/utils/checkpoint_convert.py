@@ -20,41 +20,40 @@ import os
 import os.path as osp
 import re
 from collections import OrderedDict
-from typing import Dict, Iterable, Optional, Tuple
+from typing import Callable, Dict, Iterable, Optional, Tuple
 
 import torch
 
 # Our PerAViT parameter names (after flattening chunked blocks).
-_VIT_KEY = re.compile(r'^(?:cls_token|pos_embed|patch_embed\.proj\.(?:weight|bias)'
+_VIT_KEY = re.compile(r'^(?:cls_token|pos_embed'
+                      r'|patch_embed\.proj\.(?:weight|bias)'
                       r'|norm\.(?:weight|bias)'
                       r'|blocks\.\d+\.(?:norm[12]\.(?:weight|bias)'
                       r'|attn\.(?:qkv|proj)\.(?:weight|bias)'
                       r'|mlp\.fc[12]\.(?:weight|bias)|ls[12]\.gamma))$')
 # DINO head / pixel head parameter names (ours and the released code's).
-_HEAD_KEY = re.compile(r'^(?:mlp\.\d+\.(?:weight|bias)|last_layer\.weight_[gv])$')
+_HEAD_KEY = re.compile(
+    r'^(?:mlp\.\d+\.(?:weight|bias)|last_layer\.weight_[gv])$')
 _CHUNKED_BLOCK = re.compile(r'^blocks\.(\d+)\.(\d+)\.(.+)$')
 # torch.nn.utils.parametrizations.weight_norm names -> classic weight_norm.
 _PARAMETRIZED_WN = {
     'parametrizations.weight.original0': 'weight_g',
     'parametrizations.weight.original1': 'weight_v',
 }
-# PerAViT suffix -> mmpretrain VisionTransformer suffix (per block / global).
+# PerAViT module -> mmpretrain VisionTransformer module (per block / global);
+# LayerScale's ``gamma`` is called ``weight`` there.
 _VIT_TO_MMPRETRAIN_BLOCK = {
     'norm1': 'ln1',
     'attn.qkv': 'attn.qkv',
     'attn.proj': 'attn.proj',
-    'ls1.gamma': 'attn.gamma1.weight',
+    'ls1': 'attn.gamma1',
     'norm2': 'ln2',
     'mlp.fc1': 'ffn.layers.0.0',
     'mlp.fc2': 'ffn.layers.1',
-    'ls2.gamma': 'ffn.gamma2.weight',
+    'ls2': 'ffn.gamma2',
 }
-_VIT_TO_MMPRETRAIN_GLOBAL = {
-    'cls_token': 'cls_token',
-    'pos_embed': 'pos_embed',
-    'patch_embed.proj': 'patch_embed.projection',
-    'norm': 'ln1',
-}
+_VIT_TO_MMPRETRAIN_GLOBAL = {'patch_embed.proj': 'patch_embed.projection',
+                             'norm': 'ln1'}
 BACKBONE_FORMATS = ('pera', 'mmpretrain')
 
 
@@ -76,10 +75,13 @@ def load_weights_file(path: str) -> dict:
     try:
         obj = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:  # noqa: BLE001  (any unpickling failure)
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ''
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        # torch's weights-only message puts the cause on its own line
+        reason = next((ln for ln in lines if 'WeightsUnpickler error' in ln),
+                      lines[0] if lines else '')
         raise CheckpointConvertError(
             f'{path}: cannot be read as a weights-only torch checkpoint '
-            f'({type(e).__name__}: {first})') from None
+            f'({type(e).__name__}: {reason})') from None
     if not isinstance(obj, dict):
         raise CheckpointConvertError(
             f'{path}: expected a dict checkpoint, got {type(obj).__name__}')
@@ -149,6 +151,31 @@ def unwrap_state_dict(obj: dict, source: str = '<checkpoint>') -> 'OrderedDict':
     return flat
 
 
+def _block_chunk_renamer(keys: Iterable[str],
+                         source: str) -> Callable[[str], str]:
+    """Key renaming ``blocks.{chunk}.{i}.*`` -> ``blocks.{n}.*``, numbering
+    blocks by their order (chunk, index)."""
+    keys = list(keys)
+    pairs = sorted({(int(m.group(1)), int(m.group(2)))
+                    for m in map(_CHUNKED_BLOCK.match, keys) if m})
+    if not pairs:
+        return lambda key: key
+    if any(re.match(r'^blocks\.\d+\.[^\d]', k) for k in keys):
+        raise CheckpointConvertError(
+            f'{source}: mixes chunked (blocks.c.i.*) and plain (blocks.i.*) '
+            'block keys')
+    index = {pair: n for n, pair in enumerate(pairs)}
+
+    def rename(key: str) -> str:
+        m = _CHUNKED_BLOCK.match(key)
+        if not m:
+            return key
+        n = index[(int(m.group(1)), int(m.group(2)))]
+        return f'blocks.{n}.{m.group(3)}'
+
+    return rename
+
+
 def flatten_block_chunks(state_dict: Dict[str, torch.Tensor],
                          source: str = '<backbone>') -> 'OrderedDict':
     """``blocks.{chunk}.{i}.*`` (DINOv2 ``BlockChunk``) -> ``blocks.{n}.*``.
@@ -157,23 +184,8 @@ def flatten_block_chunks(state_dict: Dict[str, torch.Tensor],
     padding DINOv2 puts in front of later chunks holds no weights, so its
     indices simply never appear. Non-chunked dicts are returned unchanged.
     """
-    pairs = sorted({(int(m.group(1)), int(m.group(2)))
-                    for m in map(_CHUNKED_BLOCK.match, state_dict) if m})
-    if not pairs:
-        return OrderedDict(state_dict)
-    if any(re.match(r'^blocks\.\d+\.[^\d]', k) for k in state_dict):
-        raise CheckpointConvertError(
-            f'{source}: mixes chunked (blocks.c.i.*) and plain (blocks.i.*) '
-            'block keys')
-    index = {pair: n for n, pair in enumerate(pairs)}
-    out = OrderedDict()
-    for key, value in state_dict.items():
-        m = _CHUNKED_BLOCK.match(key)
-        if m:
-            n = index[(int(m.group(1)), int(m.group(2)))]
-            key = f'blocks.{n}.{m.group(3)}'
-        out[key] = value
-    return out
+    rename = _block_chunk_renamer(state_dict, source)
+    return OrderedDict((rename(k), v) for k, v in state_dict.items())
 
 
 def _rename_weight_norm(key: str) -> str:
@@ -187,15 +199,14 @@ def _map_group(state_dict: Dict[str, torch.Tensor], src_prefix: str,
                dst_prefixes: Tuple[str, ...], pattern: re.Pattern,
                out: 'OrderedDict', used: set, source: str,
                chunked: bool = False) -> None:
-    """Move ``src_prefix + k`` to every ``dst + k`` for valid sub-keys ``k``."""
-    group = OrderedDict((k[len(src_prefix):], v)
-                        for k, v in state_dict.items()
-                        if k.startswith(src_prefix))
-    if chunked:
-        group = flatten_block_chunks(group, f'{source}: {src_prefix}*')
-    for src_key, (sub, value) in zip(
-        [k for k in state_dict if k.startswith(src_prefix)], group.items()):
-        sub = _rename_weight_norm(sub)
+    """Move ``src_prefix + k`` to every ``dst + k`` for valid sub-keys ``k``
+    (block chunks flattened first when ``chunked``)."""
+    keys = [k for k in state_dict if k.startswith(src_prefix)]
+    subs = [k[len(src_prefix):] for k in keys]
+    rename = (_block_chunk_renamer(subs, f'{source}: {src_prefix}*')
+              if chunked else (lambda key: key))
+    for src_key, sub in zip(keys, subs):
+        sub = _rename_weight_norm(rename(sub))
         if not pattern.match(sub):
             continue
         used.add(src_key)
@@ -203,7 +214,7 @@ def _map_group(state_dict: Dict[str, torch.Tensor], src_prefix: str,
             if dst + sub in out:
                 raise CheckpointConvertError(
                     f'{source}: two source keys map to {dst + sub}')
-            out[dst + sub] = value
+            out[dst + sub] = state_dict[src_key]
 
 
 def convert_official_to_pera(state_dict: Dict[str, torch.Tensor],
@@ -237,6 +248,7 @@ def convert_official_to_pera(state_dict: Dict[str, torch.Tensor],
     if not state_dict:
         raise CheckpointConvertError(f'{source}: no weights to convert')
     out, used = OrderedDict(), set()
+    singles = {'dino_loss.center': 'cls_loss.center'}
     full = any(k.startswith(('student.', 'teacher.')) for k in state_dict)
     if full:
         if copy_teacher_to_student:
@@ -254,16 +266,16 @@ def convert_official_to_pera(state_dict: Dict[str, torch.Tensor],
             ('pred_head.', ('predictor.', ),
              re.compile(r'^last_layer\.weight_[gv]$'), False),
         ]
-        singles = {'s_mask_token': 'mask_token'}
+        singles['s_mask_token'] = 'mask_token'
     else:
         copy = copy_teacher_to_student
-        backbone_dsts = ('teacher.backbone.', ) + (('backbone.', ) if copy else ())
-        head_dsts = ('teacher.projector.', ) + (('projector.', ) if copy else ())
+        backbone_dsts = ('teacher.backbone.', ) + (
+            ('backbone.', ) if copy else ())
+        head_dsts = ('teacher.projector.', ) + (
+            ('projector.', ) if copy else ())
         groups = [('backbone.', backbone_dsts, _VIT_KEY, True),
                   ('dino_head.', head_dsts, _HEAD_KEY, False),
                   ('cls_head.', head_dsts, _HEAD_KEY, False)]
-        singles = {}
-    singles['dino_loss.center'] = 'cls_loss.center'
     for src_prefix, dsts, pattern, chunked in groups:
         _map_group(state_dict, src_prefix, dsts, pattern, out, used, source,
                    chunked)
@@ -303,29 +315,30 @@ def select_backbone(state_dict: Dict[str, torch.Tensor],
     return backbone
 
 
+def _mmpretrain_key(key: str) -> Optional[str]:
+    if key in ('cls_token', 'pos_embed'):
+        return key
+    module, _, param = key.rpartition('.')
+    param = 'weight' if param == 'gamma' else param
+    m = re.match(r'^blocks\.(\d+)\.(.+)$', module)
+    new = (_VIT_TO_MMPRETRAIN_BLOCK.get(m.group(2)) if m else
+           _VIT_TO_MMPRETRAIN_GLOBAL.get(module))
+    if new is None:
+        return None
+    return f'layers.{m.group(1)}.{new}.{param}' if m else f'{new}.{param}'
+
+
 def pera_vit_to_mmpretrain(state_dict: Dict[str, torch.Tensor],
                            source: str = '<backbone>') -> 'OrderedDict':
     """PerAViT keys -> MMPretrain ``VisionTransformer`` keys (same tensors)."""
     out = OrderedDict()
     for key, value in state_dict.items():
-        m = re.match(r'^blocks\.(\d+)\.(.+)\.(weight|bias|gamma)$', key)
-        if m:
-            stem = m.group(2) if m.group(3) != 'gamma' else m.group(2) + '.gamma'
-            new = _VIT_TO_MMPRETRAIN_BLOCK.get(stem)
-            if new is not None:
-                tail = '' if m.group(3) == 'gamma' else '.' + m.group(3)
-                out[f'layers.{m.group(1)}.{new}{tail}'] = value
-                continue
-        else:
-            stem, _, tail = key.rpartition('.')
-            if key in _VIT_TO_MMPRETRAIN_GLOBAL:
-                out[_VIT_TO_MMPRETRAIN_GLOBAL[key]] = value
-                continue
-            if stem in _VIT_TO_MMPRETRAIN_GLOBAL and tail in ('weight', 'bias'):
-                out[f'{_VIT_TO_MMPRETRAIN_GLOBAL[stem]}.{tail}'] = value
-                continue
-        raise CheckpointConvertError(
-            f'{source}: {key} has no MMPretrain VisionTransformer equivalent')
+        new = _mmpretrain_key(key)
+        if new is None:
+            raise CheckpointConvertError(
+                f'{source}: {key} has no MMPretrain VisionTransformer '
+                'equivalent')
+        out[new] = value
     return out
 
 

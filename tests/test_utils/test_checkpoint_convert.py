@@ -11,7 +11,8 @@ from mmpretrain.models import VisionTransformer
 from pera_mm.models import PerAViT
 from pera_mm.utils.checkpoint_convert import (
     CheckpointConvertError, convert_official_to_pera, extract_backbone,
-    flatten_block_chunks, infer_vit_arch, pera_vit_to_mmpretrain,
+    flatten_block_chunks, infer_vit_arch, load_weights_file,
+    pera_vit_to_mmpretrain,
     save_weights_file, select_backbone, unwrap_state_dict)
 
 PARITY = (Path(__file__).resolve().parents[2].parent / 'shared' / 'data' /
@@ -143,9 +144,10 @@ def test_teacher_only_export(released):
 
 
 def test_parametrized_weight_norm_names(released):
+    parametrized = 'last_layer.parametrizations.weight.original'
     renamed = {
-        k.replace('last_layer.weight_g', 'last_layer.parametrizations.weight.original0')
-         .replace('last_layer.weight_v', 'last_layer.parametrizations.weight.original1'): v
+        k.replace('last_layer.weight_g', parametrized + '0')
+         .replace('last_layer.weight_v', parametrized + '1'): v
         for k, v in released.items()
     }
     assert_same_tensors(convert_official_to_pera(renamed),
@@ -303,3 +305,33 @@ def test_bad_format_and_foreign_keys():
     with pytest.raises(CheckpointConvertError,
                        match='teacher.backbone.register_tokens are not PerAViT'):
         extract_backbone(sd)
+
+
+class _Foreign:
+    pass
+
+
+def test_load_weights_file_errors(tmp_path):
+    with pytest.raises(CheckpointConvertError, match='nope.pth: no such file'):
+        load_weights_file(str(tmp_path / 'nope.pth'))
+    path = tmp_path / 'foreign.pth'
+    torch.save({'x': _Foreign()}, path)
+    with pytest.raises(CheckpointConvertError) as err:
+        load_weights_file(str(path))
+    msg = str(err.value)
+    assert '\n' not in msg
+    assert msg.startswith(f'{path}: cannot be read as a weights-only torch '
+                          'checkpoint (UnpicklingError: WeightsUnpickler error: '
+                          'Unsupported global')
+    torch.save([torch.ones(1)], path)
+    with pytest.raises(CheckpointConvertError,
+                       match='expected a dict checkpoint, got list'):
+        load_weights_file(str(path))
+
+
+def test_unknown_vit_key_has_no_mmpretrain_equivalent():
+    with pytest.raises(CheckpointConvertError,
+                       match='b.pth: blocks.0.attn.q_norm.weight has no '
+                       'MMPretrain VisionTransformer equivalent'):
+        pera_vit_to_mmpretrain({'blocks.0.attn.q_norm.weight': torch.ones(1)},
+                               'b.pth')

@@ -167,3 +167,10 @@ def test_history_buffer_getattr_is_restricted():
         history_buffer_getattr(HistoryBuffer, '__init__')
     with pytest.raises(pickle.UnpicklingError, match='not allowed'):
         history_buffer_getattr(np.ndarray, 'mean')
+
+
+def test_no_op_on_torch_without_safe_globals(monkeypatch):
+    import pera_mm.utils.torch_load_compat as compat
+    monkeypatch.setattr(compat, '_installed', False)
+    monkeypatch.delattr(torch.serialization, 'add_safe_globals')
+    assert setup_torch_load_compat() is False

@@ -26,6 +26,7 @@ custom_hooks = [
     dict(type='CenterUpdateHook'),
     dict(type='CollapseMonitorHook', max_cls_cosine=0.6, min_cls_erank=2.0, window=20),
     dict(type='SkippedImageReportHook'),
+    dict(type='RandomStateHook'),
 ]
 
 # lr is not scaled with the batch in the released recipe

@@ -1,8 +1,9 @@
 from .center_update_hook import CenterUpdateHook
 from .collapse_monitor_hook import CollapseMonitorHook
+from .random_state_hook import RandomStateHook
 from .skipped_image_report_hook import SkippedImageReportHook
 from .teacher_ema_hook import TeacherEMAHook
 from .teacher_temperature_hook import TeacherTemperatureHook
 
-__all__ = ['CenterUpdateHook', 'CollapseMonitorHook', 'SkippedImageReportHook',
+__all__ = ['CenterUpdateHook', 'CollapseMonitorHook', 'RandomStateHook', 'SkippedImageReportHook',
            'TeacherEMAHook', 'TeacherTemperatureHook']

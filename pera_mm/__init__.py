@@ -7,6 +7,6 @@ from .utils import setup_torch_load_compat
 
 setup_torch_load_compat()
 
-from . import datasets, engine, models  # noqa: E402,F401  (registration)
+from . import datasets, engine, evaluation, models  # noqa: E402,F401  (registration)
 
 __all__ = ['__version__']

@@ -2,11 +2,13 @@
 
 MMEngine's FlexibleRunner shards parameters, gradients and optimizer state of the
 student and teacher (each transformer block is its own FSDP unit); blocks use
-activation checkpointing and bf16 autocast. Launch with tools/dist_train.sh.
+activation checkpointing and bf16 autocast, and the DINO loss runs through the
+prototype layer in chunks of 16384 prototypes (no (rows, K) logits). Launch with
+tools/dist_train.sh.
 """
 _base_ = ['./pera_vit-large-p16_8xb16-200e_rsrsd-448px.py']
 
-model = dict(backbone=dict(arch='giant-1024', with_cp=True))
+model = dict(backbone=dict(arch='giant-1024', with_cp=True), cls_loss=dict(chunk_size=16384))
 train_dataloader = dict(batch_size=8)
 
 runner_type = 'FlexibleRunner'

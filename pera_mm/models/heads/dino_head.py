@@ -36,6 +36,9 @@ class PerADINOHead(BaseModule):
                 nn.init.trunc_normal_(m.weight, std=0.02)
                 nn.init.zeros_(m.bias)
 
+    def bottleneck(self, x):
+        """The L2-normalised bottleneck features that feed the prototype layer."""
+        return F.normalize(self.mlp(x), dim=-1)
+
     def forward(self, x):
-        x = F.normalize(self.mlp(x), dim=-1)
-        return self.last_layer(x)
+        return self.last_layer(self.bottleneck(x))

@@ -26,6 +26,15 @@ def flag_indices(masks, flag, field):
     return hit.nonzero()[:, 1].view(masks.shape[0], -1)
 
 
+@torch.no_grad()
+def target_entropies(targets):
+    """Mean per-row entropy of teacher targets (..., K) and the entropy of their mean."""
+    q = targets.reshape(-1, targets.shape[-1])
+    entropy = -(q * torch.log(q.clamp_min(1e-12))).sum(-1).mean()
+    mean_q = q.mean(0)
+    return entropy, -(mean_q * torch.log(mean_q.clamp_min(1e-12))).sum()
+
+
 @MODELS.register_module()
 class PerA(BaseSelfSupervisor):
     """PerA: self-distillation between spatially aligned views that see disjoint patches.
@@ -171,8 +180,6 @@ class PerA(BaseSelfSupervisor):
             if nL and self.teacher_local_crops:
                 t_cls.append(self.teacher.backbone.forward_sparse(
                     t_loc, flag_indices(lmask, MASK_T, 'local_masks'))[:, 0])
-            t_logits = self.teacher.projector(torch.cat(t_cls))
-            targets = self.cls_loss.teacher_targets(t_logits).view(-1, B, t_logits.shape[-1])
 
         # ---------------- student
         dense = bool(((gmask & (MASK_S | MASK_L)) != 0).all())
@@ -188,20 +195,15 @@ class PerA(BaseSelfSupervisor):
         if nL:
             s_cls.append(self.backbone.forward_sparse(
                 s_loc, flag_indices(lmask, MASK_S, 'local_masks'))[:, 0])
-        s_logits = self.projector(torch.cat(s_cls)).view(nG + nL, B, -1)
 
-        # ---------------- DINO on cls: PerA pairs crop k with crop k
-        n_crops = nG + nL
-        if self.cls_loss.pairing == 'same':
-            losses['loss_cls_global'] = self.cls_loss(s_logits[:nG], targets[:nG]) * nG / n_crops
-            if nL:
-                losses['loss_cls_local'] = self.cls_loss(s_logits[nG:], targets[nG:]) * nL / n_crops
-        else:
-            losses['loss_cls'] = self.cls_loss(s_logits, targets[:nG])
+        # ---------------- DINO on the cls outputs (heads run once on all crops)
+        dino, s_head_global, target_stats = self._dino_terms(
+            torch.cat(s_cls), torch.cat(t_cls), nG, nL, B)
+        losses.update(dino)
 
         # ---------------- KoLeo on student global features, per crop
         if self.koleo_loss is not None:
-            feats = s_logits[:nG] if self.koleo_on == 'head' else s_cls_g.view(nG, B, -1)
+            feats = s_head_global if self.koleo_on == 'head' else s_cls_g.view(nG, B, -1)
             koleo = sum(self.koleo_loss(feats[j]) for j in range(nG))
             losses['loss_koleo'] = koleo if self.koleo_crop_reduction == 'sum' else koleo / nG
 
@@ -222,8 +224,50 @@ class PerA(BaseSelfSupervisor):
             losses['loss_patch'] = self._ibot_loss(seq, t_seq_g, l_mask)
 
         if self.monitor:
-            losses.update(self._collapse_stats(t_seq_g[:, 0], targets[:nG]))
+            losses.update(self._collapse_stats(t_seq_g[:, 0], *target_stats))
         return losses
+
+    def _dino_terms(self, s_cls, t_cls, nG, nL, B):
+        """DINO losses on cls outputs of all crops (crop-major rows).
+
+        Returns the loss dict, the student head outputs of the global crops
+        (nG, B, K) when KoLeo needs them (else None), and the teacher-target
+        entropies for the collapse monitor. With ``cls_loss.chunk_size`` the
+        (rows, K) logits are never built (see ``ChunkedPrototypeCrossEntropy``).
+        """
+        n_crops, loss_fn = nG + nL, self.cls_loss
+        need_head_global = self.koleo_loss is not None and self.koleo_on == 'head'
+        losses = {}
+        if loss_fn.chunk_size:
+            with torch.no_grad():
+                t_z = self.teacher.projector.bottleneck(t_cls)
+                t_w = self.teacher.projector.last_layer.weight
+            s_z = self.projector.bottleneck(s_cls)
+            if s_z.shape != t_z.shape:
+                raise ValueError('PerA: chunked DINO loss pairs crop k with crop k; the teacher '
+                                 'must see the local crops too (teacher_local_crops=True)')
+            rows = loss_fn.forward_chunked(s_z, self.projector.last_layer.weight, t_z, t_w)
+            rows = rows.view(n_crops, B)
+            losses['loss_cls_global'] = rows[:nG].mean() * nG / n_crops
+            if nL:
+                losses['loss_cls_local'] = rows[nG:].mean() * nL / n_crops
+            s_head_global = self.projector.last_layer(s_z[:nG * B]).view(nG, B, -1) \
+                if need_head_global else None
+            stats = loss_fn.chunked_target_entropies(t_z[:nG * B], t_w) if self.monitor else ()
+            return losses, s_head_global, stats
+
+        with torch.no_grad():
+            t_logits = self.teacher.projector(t_cls)
+            targets = loss_fn.teacher_targets(t_logits).view(-1, B, t_logits.shape[-1])
+        s_logits = self.projector(s_cls).view(n_crops, B, -1)
+        if loss_fn.pairing == 'same':
+            losses['loss_cls_global'] = loss_fn(s_logits[:nG], targets[:nG]) * nG / n_crops
+            if nL:
+                losses['loss_cls_local'] = loss_fn(s_logits[nG:], targets[nG:]) * nL / n_crops
+        else:
+            losses['loss_cls'] = loss_fn(s_logits, targets[:nG])
+        stats = target_entropies(targets[:nG]) if self.monitor else ()
+        return losses, s_logits[:nG], stats
 
     def _ibot_loss(self, s_seq, t_seq, l_mask):
         if t_seq.shape[1] != s_seq.shape[1]:
@@ -237,7 +281,7 @@ class PerA(BaseSelfSupervisor):
         return self.patch_loss(s_patch[None], t_patch[None])
 
     @torch.no_grad()
-    def _collapse_stats(self, t_cls, targets):
+    def _collapse_stats(self, t_cls, target_entropy, target_batch_entropy):
         """Per-iteration collapse indicators on the teacher (logged, not optimised)."""
         f = F.normalize(t_cls.float(), dim=-1)
         n = f.shape[0]
@@ -247,9 +291,6 @@ class PerA(BaseSelfSupervisor):
         sv = torch.linalg.svdvals(centered)
         p = sv / sv.sum().clamp_min(1e-12)
         erank = torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum())
-        q = targets.reshape(-1, targets.shape[-1])
-        entropy = -(q * torch.log(q.clamp_min(1e-12))).sum(-1).mean()
-        mean_q = q.mean(0)
-        batch_entropy = -(mean_q * torch.log(mean_q.clamp_min(1e-12))).sum()
         return dict(monitor_cls_cosine=cos, monitor_cls_erank=erank,
-                    monitor_target_entropy=entropy, monitor_target_batch_entropy=batch_entropy)
+                    monitor_target_entropy=target_entropy,
+                    monitor_target_batch_entropy=target_batch_entropy)

@@ -1,37 +1,27 @@
-"""PerA ViT-Tiny/16 under a ~20-minute, 2-core CPU budget on real AID tiles.
+"""PerA ViT-Tiny/16 under a ~15-minute, 2-core CPU budget on real AID tiles.
 
 Tuned for: the 300 AID tiles in ../shared/data/AID_150px (150 px, 30 classes),
-96/48 px crops, 100 epochs (~1000 iterations of 32), with the goal that the
-teacher does NOT collapse. The released recipe shrunk to such a budget collapses
-(mean pairwise cosine of teacher cls features 0.31 -> 0.66, kNN probe below
-random init). What keeps this one healthy: 4096 prototypes instead of 65536 for a
-batch of 32 (the centre and the KoLeo term see enough samples per prototype), a
-teacher temperature held at 0.04 -> 0.05 (0.07 sharpens too little for small
-batches), lr 5e-4 with a short warm-up, and the EMA schedule spread over all
-iterations. Check it with tools/analysis_tools/knn_probe.py (see docs in the
-README) and the logged monitor_cls_cosine / monitor_cls_erank.
+96/48 px crops (2 global + 4 local pairs), 100 epochs = 1000 iterations of 32,
+with the goal that the teacher does NOT collapse. The released recipe shrunk to
+such a budget collapses (mean pairwise cosine of teacher cls features
+0.31 -> 0.66, kNN probe below random init). What keeps this one healthy (all
+inherited from the demo config): 4096 prototypes instead of 65536 for a batch of
+32, a teacher temperature of 0.04 -> 0.05 over 30 epochs (0.07 leaves the
+targets near uniform at this batch size), lr 5e-4 with a 5-epoch warm-up from 0,
+drop path 0.1, and the EMA cosine spread over all iterations.
+
+Measured here (2026-11-23, 2 CPU cores, 16 min with another job on the
+machine): no collapse warning; per-batch teacher cosine stayed 0.17-0.49 and
+effective rank 7-12. The kNN probe (tools/analysis_tools/knn_probe.py,
+leave-one-out over the 300 tiles, teacher cls at 96 px) gave 39.3% for the
+trained teacher vs 34.7% at random init for k=5 (k=1: 39.3 vs 32.3; k=10:
+39.0 vs 32.3; chance 3.3%), with the mean pairwise cosine 0.40 (random init
+0.31).
 """
 _base_ = ['./pera_vit-tiny-p16_1xb32-30e_demo-96px.py']
 
-max_epochs = 100
-warmup_epochs = 5
 data_root = '../shared/data/AID_150px/AID'
 
 train_dataloader = dict(dataset=dict(data_root=data_root))
-param_scheduler = [
-    dict(type='WarmupCosineParamScheduler', param_name='lr', final_value=1e-6,
-         warmup=warmup_epochs, begin=0, end=max_epochs, by_epoch=True,
-         convert_to_iter_based=True),
-    dict(type='WarmupCosineParamScheduler', param_name='weight_decay', final_value=0.2,
-         begin=0, end=max_epochs, by_epoch=True, convert_to_iter_based=True),
-]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
-custom_hooks = [
-    dict(type='TeacherEMAHook', momentum=0.992, end_momentum=1.0),
-    dict(type='TeacherTemperatureHook', start_temp=0.04, end_temp=0.05, warmup_epochs=30),
-    dict(type='CenterUpdateHook'),
-    dict(type='CollapseMonitorHook', max_cls_cosine=0.6, min_cls_erank=2.0, window=10),
-    dict(type='SkippedImageReportHook'),
-    dict(type='RandomStateHook'),
-]
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=100)
 default_hooks = dict(logger=dict(interval=20), checkpoint=dict(interval=25, max_keep_ckpts=1))

@@ -11,7 +11,7 @@ _base_ = [
     '../_base_/default_runtime.py',
 ]
 max_epochs = 30
-warmup_epochs = 3
+warmup_epochs = 5
 data_root = 'data/pera_demo'
 
 model = dict(
@@ -42,15 +42,14 @@ train_dataloader = dict(
 optim_wrapper = dict(optimizer=dict(lr=5e-4))
 param_scheduler = [
     dict(type='WarmupCosineParamScheduler', param_name='lr', final_value=1e-6,
-         warmup=warmup_epochs, begin=0, end=max_epochs, by_epoch=True,
-         convert_to_iter_based=True),
+         warmup=warmup_epochs, by_epoch=True, convert_to_iter_based=True),
     dict(type='WarmupCosineParamScheduler', param_name='weight_decay', final_value=0.2,
-         begin=0, end=max_epochs, by_epoch=True, convert_to_iter_based=True),
+         by_epoch=True, convert_to_iter_based=True),
 ]
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
 custom_hooks = [
     dict(type='TeacherEMAHook', momentum=0.992, end_momentum=1.0),
-    dict(type='TeacherTemperatureHook', start_temp=0.04, end_temp=0.07, warmup_epochs=10),
+    dict(type='TeacherTemperatureHook', start_temp=0.04, end_temp=0.05, warmup_epochs=30),
     dict(type='CenterUpdateHook'),
     dict(type='CollapseMonitorHook', max_cls_cosine=0.6, min_cls_erank=2.0, window=10),
     dict(type='SkippedImageReportHook'),

@@ -24,6 +24,8 @@ custom_imports = dict(imports=['pera_mm', 'pera_ddp_probe'], allow_failed_import
 train_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False,
                         dataset=dict(data_root={str(data)!r}))
 train_cfg = dict(max_epochs=1)
+param_scheduler = [dict(type='WarmupCosineParamScheduler', param_name='lr', final_value=1e-6,
+                        by_epoch=True, convert_to_iter_based=True)]
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=1))
 custom_hooks = {hooks!r}
 """)

@@ -10,12 +10,13 @@ optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999), eps=2e-5, weight_decay=0.04),
     clip_grad=dict(max_norm=3.0))
 
+# `end` defaults to the train loop's max_epochs, so configs that only change the
+# length of training need not restate the schedulers.
 param_scheduler = [
     dict(type='WarmupCosineParamScheduler', param_name='lr', final_value=1e-6,
-         warmup=warmup_epochs, start_factor=0., begin=0, end=max_epochs, by_epoch=True,
-         convert_to_iter_based=True),
+         warmup=warmup_epochs, start_factor=0., by_epoch=True, convert_to_iter_based=True),
     dict(type='WarmupCosineParamScheduler', param_name='weight_decay', final_value=0.2,
-         begin=0, end=max_epochs, by_epoch=True, convert_to_iter_based=True),
+         by_epoch=True, convert_to_iter_based=True),
 ]
 
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)

@@ -149,6 +149,14 @@ class CpuSampler:
         return out
 
 
+def quiet_mmengine():
+    """Silence mmengine's INFO chatter (init_weights prints every parameter)."""
+    import logging
+
+    from mmengine.logging import MMLogger
+    MMLogger.get_current_instance().setLevel(logging.WARNING)
+
+
 # --------------------------------------------------------------------- RSS
 def rss_bytes() -> int:
     """Current resident set size of this process."""

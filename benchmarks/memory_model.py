@@ -1,49 +1,54 @@
 #!/usr/bin/env python
-"""Analytic FSDP memory model of PerA pretraining (default: the slim ViT-G/16-1024 config).
+"""FSDP memory model of PerA pretraining (default: the slim ViT-G/16-1024 config).
 
-Nothing big is allocated: parameter counts come from the real model built on
-the meta device (``torch.device('meta')``) from the config; activation bytes
-come from PerA's token counts (``disjoint_counts`` on the config's crops and
-mask ratios) and a per-token formula. A small CPU calibration (one block at
-the model's width, a few hundred tokens, bf16 autocast, saved-tensor hooks)
-checks the formula's coefficient.
+Nothing big is allocated. Parameter counts and FSDP units come from the real
+model built on the meta device (``torch.device('meta')``) from the config.
+Transformer-block activations come from PerA's token counts
+(``disjoint_counts`` on the config's crops and mask ratios) and a per-token
+formula, checked against one real block on CPU. Everything outside the blocks
+(patch embedding, gathers, DINO head and its loss -- chunked or not, as the
+config says --, pixel head, KoLeo) is measured on CPU: the config's own model
+at the real width but depth 2, bf16 autocast, saved-tensor hooks, batch 1 and
+2 -> bytes per sample and per step. A depth-4 run checks the extrapolation.
 
 Model (bytes per GPU, N GPUs, FSDP FULL_SHARD, autocast bf16, fp32 params)
 -------------------------------------------------------------------------
 persistent  = (4 * (P_student + P_teacher) + 4 * P_student + 8 * P_student) / N
               fp32 params (student + EMA teacher), fp32 grads, AdamW exp_avg +
               exp_avg_sq; the teacher has no grads or optimizer state.
-working set = 4 * (root + 2 * largest unit) + 4 * (root + largest unit)
+gathered    = 4 * (root + 2 * largest unit) + 4 * (root + largest unit)
               all-gathered fp32 parameters (the root unit stays gathered, one
-              unit is prefetched) and unsharded grads before reduce-scatter.
-              FSDP units follow ``size_based_auto_wrap_policy(min_num_params)``.
-per sample (activations kept for backward, bf16 autocast, h = dim, f = MLP dim,
-p = drop-path rate, 'subset' mode computes branches on (1 - p) of the rows):
-  per token per block, fused attention (SDPA):
-      A = (1 - p) * (20 h + 4 f + 8 h [p > 0])  bytes  [= 30.8 h for f = 4h, p = 0.3]
-      (LN1 input fp32 4h, its bf16 output 2h, q/k/v 6h, SDPA output 2h (the
-       proj input is a view of it), LN2 input fp32 4h + bf16 output 2h, fc1
-       output 2f, GELU output 2f; LN statistics and the SDPA logsumexp are
-       a few bytes; with subset drop path, 2 x 4h for the fp32 branch outputs
-       that autograd keeps as ``index_add``'s source)
+              unit is prefetched) and unsharded grads before reduce-scatter;
+              units follow the config's wrap policy (``pera_fsdp_wrap_policy``:
+              each block, backbone and head; or size-based).
+bf16 copies = autocast saves a bf16 copy of every block weight it uses for
+              backward: 2 * P_blocks UNSHARDED without checkpointing (FSDP
+              frees its gathered fp32 weights, not autocast's copies), one
+              block's worth with checkpointing.
+per step    = measured non-block constant (head weight copies, the
+              weight-normalised prototype matrices, ...).
+per sample, student blocks (h = dim, f = MLP dim, p = drop-path rate):
+  A = (1 - p) * (20 h + 4 f + 8 h [p > 0]) bytes per token per block
+      (LN1 input fp32 4h, its bf16 output 2h, q/k/v 6h, SDPA output 2h -- the
+       proj input is a view of it --, LN2 input fp32 4h + bf16 output 2h,
+       fc1 output 2f, GELU output 2f; 'subset' drop path computes branches on
+       (1 - p) of the rows, and autograd then also keeps the fp32 source of
+       both ``index_add`` calls, 2 x 4h)
   non-fused attention adds (1 - p) * 6 * heads * T bytes per token (fp32
       softmax output + its bf16 copy; T = sequence length)
-  without checkpointing:  sum over student paths of rows * tokens * A * blocks
-  with checkpointing:     4 h bytes per token per block (the fp32 block input)
-      + one block recomputed in backward (largest path, transient)
-  + heads: student DINO head on 10 cls rows (K logits bf16 + fp32 log-softmax
-      + fp32 teacher targets), pixel head on the l tokens, the fp32 views
-  + per GPU, not per sample: autocast saves a bf16 copy of every weight a
-      block uses for backward: 2 * P_student bytes UNSHARDED without
-      checkpointing (FSDP frees the gathered fp32 weights, not autocast's
-      copies); with checkpointing only the non-block weights (heads) keep one
-  + the teacher's forward working set (no grad, one block at a time; it runs
-      before the student, so it counts only if larger than the student's peak)
-max batch per GPU = floor((capacity - reserve - persistent - working set) / per sample)
+  no checkpointing:  sum over student paths of crops * tokens * A * blocks
+  checkpointing:     4 h bytes per token per block (the fp32 block input)
+                     + one block recomputed in backward with fp32 input/output
+                     grads (largest path, transient)
+  + measured non-block bytes per sample
+  the teacher's no-grad forward (one block at a time, ~(14 h + 4 f) bytes per
+  token) runs before the student and counts only if larger.
+max batch per GPU = floor((capacity - reserve - persistent - gathered
+                           - bf16 copies - per step) / per sample)
 
-Student tokens at 448 px (28 x 28 = 784 patches, s/l/t = 0.2/0.2/0.6):
-cls + 157 s for blocks [0, depth/2), cls + 157 s + 157 l after; teacher cls +
-470 t; local 96 px crops (36 patches): student cls + 7, teacher cls + 22.
+Tokens at 448 px (28 x 28 = 784 patches, s/l/t = 0.2/0.2/0.6): student cls +
+157 s for blocks [0, depth/2), cls + 157 s + 157 l after; teacher cls + 470 t;
+96 px local crops (36 patches): student cls + 7, teacher cls + 22.
 
 Examples::
 
@@ -74,8 +79,11 @@ def make_parser():
                         'fragmentation (GiB)')
     p.add_argument('--prototypes', type=int, default=None, help='default: from the config')
     p.add_argument('--min-num-params', type=float, default=None,
-                   help='FSDP wrap threshold (default: from the config, else 1e7)')
-    p.add_argument('--no-calibrate', action='store_true', help='skip the CPU calibration')
+                   help='model a size-based FSDP wrap policy with this threshold instead '
+                        'of the config\'s policy')
+    p.add_argument('--no-measure', action='store_true',
+                   help='skip the CPU checks and the measured non-block terms (fast, '
+                        'blocks only)')
     p.add_argument('--out', default=None)
     return p
 
@@ -96,27 +104,45 @@ def numel(module):
     return sum(p.numel() for p in module.parameters())
 
 
-def fsdp_units(model, min_num_params):
-    """Parameter counts of the FSDP units ``size_based_auto_wrap_policy`` makes
-    (post-order; ModuleList/ModuleDict are never wrapped; the root always is)."""
+def fsdp_units(model, policy):
+    """Parameter counts of the FSDP units an auto-wrap policy makes (post-order;
+    the root unit, last, holds what no other unit took). ``policy`` is
+    ('size', min_num_params) for ``size_based_auto_wrap_policy`` (ModuleList /
+    ModuleDict are never wrapped) or ('class', names) for a module-class policy
+    such as ``pera_fsdp_wrap_policy``."""
     import torch.nn as nn
+    kind, arg = policy
     units = []
 
     def visit(mod, is_root=False):
-        total = sum(p.numel() for p in mod.parameters())
-        if total < min_num_params and not is_root:
-            return total  # too small: stays in an ancestor's unit
+        if kind == 'size' and not is_root and sum(p.numel() for p in mod.parameters()) < arg:
+            return sum(p.numel() for p in mod.parameters())  # stays in an ancestor's unit
         rem = sum(p.numel() for p in mod.parameters(recurse=False))
         for child in mod.children():
             rem += visit(child)
-        if is_root or (rem >= min_num_params and not isinstance(mod, (nn.ModuleList,
-                                                                      nn.ModuleDict))):
+        if kind == 'size':
+            wrap = rem >= arg and not isinstance(mod, (nn.ModuleList, nn.ModuleDict))
+        else:
+            wrap = type(mod).__name__ in arg
+        if is_root or wrap:
             units.append(rem)
             return 0
         return rem
 
-    root = visit(model, is_root=True)
-    return units, root
+    visit(model, is_root=True)
+    return units, units[-1]
+
+
+def wrap_policy(cfg, min_num_params=None):
+    """The config's FSDP wrap policy as understood by ``fsdp_units``."""
+    pol = cfg.get('strategy', {}).get('model_wrapper', {}).get('auto_wrap_policy')
+    if min_num_params is None and isinstance(pol, dict) \
+            and pol.get('type') == 'pera_fsdp_wrap_policy':
+        from pera_mm.engine.fsdp_wrap_policy import PERA_FSDP_UNITS
+        return ('class', tuple(pol.get('module_names', PERA_FSDP_UNITS)))
+    if min_num_params is None:
+        min_num_params = pol.get('min_num_params', 1e7) if isinstance(pol, dict) else 1e7
+    return ('size', float(min_num_params))
 
 
 # ----------------------------------------------------------------- tokens
@@ -155,46 +181,114 @@ def per_token_block_bytes(h, f, p):
     return (1 - p) * (20 * h + 4 * f + extra)
 
 
-def activation_model(tk, h, f, heads, p, K, hidden=2048, bottleneck=384, patch=16):
-    """Bytes per sample: dict of terms for fused / non-fused, with / without checkpointing."""
+def block_terms(tk, h, f, heads, p):
+    """Per-sample bytes of the student blocks (saved / checkpointed / transient)."""
     A = per_token_block_bytes(h, f, p)
-    saved_fused = sum(r * t * A * b for _, r, t, b in tk['student_paths'])
-    attn_extra = sum(r * t * (1 - p) * 6 * heads * t * b for _, r, t, b in tk['student_paths'])
-    kept_cp = sum(r * t * 4 * h * b for _, r, t, b in tk['student_paths'])
-    # one block recomputed in backward, + fp32 grads of its input and output
-    recompute = max(r * t * (A + 2 * 4 * h) for _, r, t, _ in tk['student_paths'])
-    recompute_nonfused = max(r * t * (A + 2 * 4 * h + (1 - p) * 6 * heads * t)
-                             for _, r, t, _ in tk['student_paths'])
-    n_cls = tk['num_global'] + tk['num_local']
-    # 3-layer MLP head per row: bf16 input, 2 x (linear out + GELU out) bf16, bottleneck
-    mlp_row = 2 * h + 2 * (2 + 2) * hidden + (2 + 4) * bottleneck
-    dino = n_cls * (mlp_row + K * (2 + 4) + K * 4)  # logits bf16, log-softmax fp32, targets
-    pix_out = patch * patch * 3
-    pixel = tk['num_global'] * tk['global_l'] * (mlp_row + pix_out * (2 + 4 + 4))
-    views = 4 * 3 * (2 * tk['num_global'] * tk['global_size'] ** 2
-                     + 2 * tk['num_local'] * tk['local_size'] ** 2)
-    heads_etc = dino + pixel + views
-    # teacher forward: one block's working set at a time (~14 h + 4 f per token)
-    teacher = max(r * t * (14 * h + 4 * f) for _, r, t, _ in tk['teacher_paths'])
-    teacher += tk['num_global'] * tk['global_patches'] * h * 4  # full-grid embedding
-    return dict(per_token_block_bytes=A, saved_fused=saved_fused,
-                saved_nonfused=saved_fused + attn_extra, kept_checkpointed=kept_cp,
-                recompute_transient=recompute, recompute_transient_nonfused=recompute_nonfused,
-                dino_head=dino, pixel_head=pixel, views=views, heads_and_inputs=heads_etc,
-                teacher_transient=teacher)
+    paths = tk['student_paths']
+    return dict(
+        per_token_block_bytes=A,
+        saved_fused=sum(r * t * A * b for _, r, t, b in paths),
+        saved_attn_extra_nonfused=sum(r * t * (1 - p) * 6 * heads * t * b
+                                      for _, r, t, b in paths),
+        kept_checkpointed=sum(r * t * 4 * h * b for _, r, t, b in paths),
+        recompute_transient=max(r * t * (A + 2 * 4 * h) for _, r, t, _ in paths),
+        recompute_transient_nonfused=max(r * t * (A + 2 * 4 * h + (1 - p) * 6 * heads * t)
+                                         for _, r, t, _ in paths),
+        teacher_transient=max(r * t * (14 * h + 4 * f) for _, r, t, _ in tk['teacher_paths']))
 
 
-def per_sample_total(am, checkpoint, fused):
-    if checkpoint:
-        student = am['kept_checkpointed'] + (am['recompute_transient'] if fused
-                                             else am['recompute_transient_nonfused'])
-    else:
-        student = am['saved_fused'] if fused else am['saved_nonfused']
-    return max(student + am['heads_and_inputs'], am['teacher_transient'] + am['views'])
+def student_blocks_saved(tk, h, f, p, depth, checkpoint):
+    """Per-sample saved bytes of the student blocks for a model of ``depth``."""
+    early = depth // 2
+    paths = [(r, t, early if 'early' in n else depth - early if 'late' in n else depth)
+             for n, r, t, _ in tk['student_paths']]
+    per_tok = 4 * h if checkpoint else per_token_block_bytes(h, f, p)
+    return sum(r * t * per_tok * b for r, t, b in paths)
 
 
-# ------------------------------------------------------------- calibration
-def calibrate(h, heads, f, token_counts=(64, 256), batch=10):
+# ------------------------------------------------------- CPU measurements
+def saved_for_backward_bytes(module, run):
+    """Bytes of the distinct storages autograd saves while ``run()`` executes under
+    CPU bf16 autocast, excluding ``module``'s parameters."""
+    import torch
+    seen = {q.untyped_storage()._cdata for q in module.parameters()}
+    total = [0]
+
+    def pack(t):
+        key = t.untyped_storage()._cdata
+        if key not in seen:
+            seen.add(key)
+            total[0] += t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), \
+            torch.autocast('cpu', dtype=torch.bfloat16):
+        out = run()
+    del out
+    return total[0]
+
+
+def _measure_saved(cfg, depth, batch, with_cp, seed=0):
+    """Bytes saved for backward by the config's model at ``depth`` (CPU, bf16 autocast,
+    drop path 0), excluding parameters; also the student block parameter count."""
+    import copy
+
+    import numpy as np
+    import torch
+    from mmpretrain.registry import MODELS, TRANSFORMS
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from train_step import make_batch
+
+    cfg = copy.deepcopy(cfg)
+    arch = dict(cfg.model.backbone.get('arch'))if isinstance(cfg.model.backbone.arch, dict) \
+        else None
+    if arch is None:
+        from pera_mm.models.backbones.pera_vit import PerAViT
+        arch = dict(PerAViT.arch_zoo[cfg.model.backbone.arch])
+    arch['num_layers'] = depth
+    cfg.model.backbone.update(arch=arch, with_cp=with_cp, drop_path_rate=0.0)
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    model = MODELS.build(cfg.model).train()
+    transforms = [TRANSFORMS.build(t) for t in cfg.train_dataloader.dataset.pipeline[1:]]
+    g = next(t for t in cfg.train_dataloader.dataset.pipeline
+             if t['type'] == 'PerAMultiCropViews')['global_crop_size']
+    data = model.data_preprocessor(make_batch(transforms, batch, g * 8 // 7, seed), True)
+    saved = saved_for_backward_bytes(model, lambda: model(**data, mode='loss'))
+    block_params = sum(q.numel() for q in model.backbone.blocks.parameters())
+    return saved, block_params
+
+
+def measure_nonblock(cfg, tk, h, f, batches=(2, 4)):
+    """Non-block saved bytes per sample and per step, from depth-2 runs at two batch
+    sizes (KoLeo needs >= 2 samples)."""
+    b1, b2 = batches
+    s1, pb = _measure_saved(cfg, 2, b1, False)
+    s2, _ = _measure_saved(cfg, 2, b2, False)
+    blocks_ps = student_blocks_saved(tk, h, f, 0.0, 2, False)
+    per_sample = (s2 - s1) / (b2 - b1) - blocks_ps
+    # minus the blocks' bf16 weight copies (2 bytes x block params, per step)
+    per_step = s1 - b1 * (blocks_ps + per_sample) - 2 * pb
+    return dict(per_sample=per_sample, per_step=per_step, batches=list(batches),
+                measured_depth2=[s1, s2])
+
+
+def validate(cfg, tk, h, f, nonblock, depth=4, batch=3):
+    """Predicted vs measured saved bytes of a depth-4 model, with and without checkpointing."""
+    out = {}
+    for ckpt in (False, True):
+        measured, pb = _measure_saved(cfg, depth, batch, ckpt)
+        predicted = (nonblock['per_step'] + batch * nonblock['per_sample']
+                     + batch * student_blocks_saved(tk, h, f, 0.0, depth, ckpt)
+                     + (0 if ckpt else 2 * pb))
+        out['checkpoint' if ckpt else 'no_checkpoint'] = dict(
+            depth=depth, batch=batch, measured=measured, predicted=predicted,
+            ratio=measured / predicted)
+    return out
+
+
+def calibrate_block(h, heads, f, token_counts=(64, 256), batch=10):
     """Bytes one PerA Block saves for backward under CPU bf16 autocast, measured
     with saved-tensor hooks at two sequence lengths: the slope is the per-token
     cost (compared with the formula), the intercept the per-call cost (the bf16
@@ -208,22 +302,8 @@ def calibrate(h, heads, f, token_counts=(64, 256), batch=10):
         for T in token_counts:
             torch.manual_seed(0)
             blk = Block(h, heads, f, drop_path=p, drop_path_mode='subset').train()
-            seen = {q.untyped_storage()._cdata for q in blk.parameters()}
             x = torch.randn(batch, T, h, requires_grad=True)
-            total = [0]
-
-            def pack(t, seen=seen, total=total):
-                key = t.untyped_storage()._cdata
-                if key not in seen:
-                    seen.add(key)
-                    total[0] += t.untyped_storage().nbytes()
-                return t
-
-            with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), \
-                    torch.autocast('cpu', dtype=torch.bfloat16):
-                y = blk(x)
-            del y
-            sizes.append(total[0])
+            sizes.append(saved_for_backward_bytes(blk, lambda blk=blk, x=x: blk(x)))
         slope = (sizes[1] - sizes[0]) / ((token_counts[1] - token_counts[0]) * batch)
         intercept = sizes[0] - slope * token_counts[0] * batch
         block_params = sum(q.numel() for q in blk.parameters())
@@ -234,21 +314,17 @@ def calibrate(h, heads, f, token_counts=(64, 256), batch=10):
     return out
 
 
+# -------------------------------------------------------------------- main
 def main(argv=None):
     args = make_parser().parse_args(argv)
     from mmengine.config import Config
-    cfg = Config.fromfile(C.REPO / args.config if not Path(args.config).is_absolute()
-                          else args.config)
+    cfg_path = Path(args.config)
+    cfg = Config.fromfile(cfg_path if cfg_path.is_absolute() else C.REPO / cfg_path)
     if args.prototypes:
         cfg.model.projector.out_channels = args.prototypes
         cfg.model.cls_loss.out_channels = args.prototypes
     K = cfg.model.projector.out_channels
-    min_params = args.min_num_params
-    if min_params is None:
-        try:
-            min_params = cfg.strategy.model_wrapper.auto_wrap_policy.min_num_params
-        except (AttributeError, KeyError):
-            min_params = 1e7
+    policy = wrap_policy(cfg, args.min_num_params)
     model = build_meta(cfg)
     bb = model.backbone
     arch = bb.arch_settings
@@ -256,7 +332,7 @@ def main(argv=None):
                           arch['num_layers'])
     p = float(cfg.model.backbone.get('drop_path_rate', 0.0))
     if cfg.model.backbone.get('drop_path_mode', 'subset') != 'subset':
-        p = 0.0  # 'row' mode computes every row
+        p = 0.0  # 'row' mode computes every row (and keeps no index_add sources)
     P = dict(student_backbone=numel(model.backbone), student_projector=numel(model.projector),
              predictor=numel(model.predictor) if model.predictor is not None else 0,
              mask_token=model.mask_token.numel(),
@@ -264,102 +340,127 @@ def main(argv=None):
              teacher_projector=numel(model.teacher.projector))
     P_s = P['student_backbone'] + P['student_projector'] + P['predictor'] + P['mask_token']
     P_t = P['teacher_backbone'] + P['teacher_projector']
-    units, root = fsdp_units(model, min_params)
+    P_blocks = sum(numel(b) for b in bb.blocks)
+    P_block = numel(bb.blocks[0])
+    units, root = fsdp_units(model, policy)
     non_root = sorted(units[:-1], reverse=True)
     largest = non_root[0] if non_root else 0
-    working = 4 * (root + 2 * largest) + 4 * (root + largest)
+    gathered = 4 * (root + 2 * largest) + 4 * (root + largest)
     tk = token_counts(cfg, depth, bb.mask_token_layer)
-    am = activation_model(tk, h, f, heads, p, K, hidden=cfg.model.projector.hidden_channels,
-                          bottleneck=cfg.model.projector.bottleneck_channels, patch=tk['patch'])
-    capacity = args.gpu_mem_gb * GiB
-    reserve = args.reserve_gb * GiB
+    bt = block_terms(tk, h, f, heads, p)
+
+    calib = validation = None
+    if args.no_measure:
+        nonblock = dict(per_sample=0.0, per_step=0.0, note='not measured (--no-measure)')
+    else:
+        C.quiet_mmengine()
+        calib = calibrate_block(h, heads, f)
+        nonblock = measure_nonblock(cfg, tk, h, f)
+        validation = validate(cfg, tk, h, f, nonblock)
+
+    capacity, reserve = args.gpu_mem_gb * GiB, args.reserve_gb * GiB
     cfg_batch = cfg.train_dataloader.batch_size
-    rows = []
-    per_gpu = []
+    cfg_ckpt = bool(cfg.model.backbone.get('with_cp', False))
     variants = [('ckpt, fused attn', True, True), ('no ckpt, fused attn', False, True),
                 ('ckpt, non-fused', True, False), ('no ckpt, non-fused', False, False)]
-    block_params = sum(numel(b) for b in bb.blocks)
-    one_block = numel(bb.blocks[0])
-    weight_copies = {True: 2 * (P_s - block_params + one_block), False: 2 * P_s}
+
+    def per_sample(ckpt, fused):
+        if ckpt:
+            student = bt['kept_checkpointed'] + (bt['recompute_transient'] if fused
+                                                 else bt['recompute_transient_nonfused'])
+        else:
+            student = bt['saved_fused'] + (0 if fused else bt['saved_attn_extra_nonfused'])
+        return max(student + nonblock['per_sample'], bt['teacher_transient'])
+
+    weight_copies = {True: 2 * P_block, False: 2 * P_blocks}
+    per_gpu = []
     for n in args.gpus:
         persistent = dict(params_fp32=4 * (P_s + P_t) / n, grads_fp32=4 * P_s / n,
                           adamw_states=8 * P_s / n)
         pers = sum(persistent.values())
-        free = capacity - reserve - pers - working
         entry = dict(gpus=n, persistent_bytes=persistent, persistent_total=pers,
-                     working_set=working, free_before_weight_copies=free, variants={})
+                     gathered=gathered, variants={})
         for name, ckpt, fused in variants:
-            ps = per_sample_total(am, ckpt, fused)
-            left = free - weight_copies[ckpt]
+            ps = per_sample(ckpt, fused)
+            fixed = pers + gathered + weight_copies[ckpt] + nonblock['per_step']
+            left = capacity - reserve - fixed
             mb = max(0, math.floor(left / ps))
-            entry['variants'][name] = dict(bf16_weight_copies=weight_copies[ckpt],
-                                           free_for_activations=left,
-                                           per_sample_bytes=ps, max_batch_per_gpu=mb,
-                                           config_batch_fits=mb >= cfg_batch,
-                                           global_batch=mb * n)
+            entry['variants'][name] = dict(
+                checkpoint=ckpt, fused_attention=fused, bf16_weight_copies=weight_copies[ckpt],
+                fixed_bytes=fixed, free_for_activations=left, per_sample_bytes=ps,
+                max_batch_per_gpu=mb, config_batch_fits=mb >= cfg_batch, global_batch=mb * n)
         per_gpu.append(entry)
-    calib = None if args.no_calibrate else calibrate(h, heads, f)
 
     # ------------------------------------------------------------------ print
     print(f'Config: {args.config}')
     print(f'ViT: dim {h}, depth {depth}, heads {heads}, MLP {f}; drop path {p} (subset); '
           f'K = {K}; {tk["global_size"]} px globals x{tk["num_global"]}, '
-          f'{tk["local_size"]} px locals x{tk["num_local"]}; mask ratios {tk["ratios"]}')
-    print('\nParameters (from the model built on the meta device)')
+          f'{tk["local_size"]} px locals x{tk["num_local"]}; mask ratios {tk["ratios"]}; '
+          f'DINO loss chunk {cfg.model.cls_loss.get("chunk_size")}; with_cp {cfg_ckpt}')
+    print('\nParameters (model built on the meta device)')
     print(C.table([[k, v / 1e6] for k, v in P.items()] +
                   [['student (trainable)', P_s / 1e6], ['teacher (EMA)', P_t / 1e6]],
                   ['part', 'M params']))
-    print(f'\nFSDP units (size_based_auto_wrap_policy, min_num_params={min_params:.0e}): '
-          f'{len(units)} units, largest non-root {largest / 1e6:.1f} M, root {root / 1e6:.1f} M'
-          f' -> working set {working / GiB:.2f} GiB')
+    pol_text = ('pera_fsdp_wrap_policy' if policy[0] == 'class'
+                else f'size_based_auto_wrap_policy, min_num_params={policy[1]:.0e}')
+    print(f'\nFSDP units ({pol_text}): '
+          f'{len(units)} units, largest non-root {largest / 1e6:.1f} M, root {root / 1e6:.2f} M'
+          f' -> gathered fp32 params + grads {gathered / GiB:.2f} GiB')
     print('\nTokens per sample entering the blocks')
     trow = [[f'student {name}', r, t, b] for name, r, t, b in tk['student_paths']]
     trow += [[f'teacher {name}', r, t, b] for name, r, t, b in tk['teacher_paths']]
     print(C.table(trow, ['path', 'crops', 'tokens', 'blocks']))
-    print(f"\nActivation bytes per token per block (fused, bf16): (1-p)(20h+4f+8h[p>0]) = "
-          f"{am['per_token_block_bytes']:.0f} B = {am['per_token_block_bytes'] / h:.1f} h")
-    print(C.table([[k, v / 2**20] for k, v in am.items() if k != 'per_token_block_bytes'],
-                  ['term (per sample)', 'MiB']))
+    print(f"\nStudent block bytes per token per block (fused SDPA, bf16): "
+          f"(1-p)(20h+4f+8h[p>0]) = {bt['per_token_block_bytes']:.0f} B "
+          f"= {bt['per_token_block_bytes'] / h:.1f} h")
+    rows = [[k, v / 2**20] for k, v in bt.items() if k != 'per_token_block_bytes']
+    rows += [['non-block, per sample (measured)', nonblock['per_sample'] / 2**20],
+             ['non-block, per step (measured)', nonblock['per_step'] / 2**20]]
+    print(C.table(rows, ['term', 'MiB']))
     if calib:
-        print('\nCalibration: one Block, CPU bf16 autocast, saved-tensor hooks')
+        print('\nCheck 1: one Block at this width, CPU bf16 autocast, saved-tensor hooks')
         print(C.table([[k, v['measured_bytes_per_token'], v['formula_bytes_per_token'],
                         v['ratio'], v['per_call_bytes'] / 2**20,
                         v['bf16_weight_copy_bytes'] / 2**20] for k, v in calib.items()],
                       ['drop path', 'measured B/token', 'formula B/token', 'ratio',
                        'per call MiB', '2 x block params MiB']))
-    print(f'\nPer GPU on a {args.gpu_mem_gb:g} GiB device (reserve {args.reserve_gb:g} GiB), '
-          f'FSDP over N GPUs; config batch per GPU = {cfg_batch}')
+    if validation:
+        print('\nCheck 2: the config\'s model at depth 4, batch 3 (drop path 0): saved bytes')
+        print(C.table([[k, v['measured'] / 2**20, v['predicted'] / 2**20, v['ratio']]
+                       for k, v in validation.items()],
+                      ['variant', 'measured MiB', 'predicted MiB', 'ratio']))
+    print(f'\nPer GPU on a {args.gpu_mem_gb:g} GiB device (reserve {args.reserve_gb:g} GiB for '
+          f'CUDA context, NCCL, workspaces, fragmentation); FSDP over N GPUs; '
+          f'config: batch {cfg_batch}/GPU, with_cp={cfg_ckpt}')
     rows = []
     for e in per_gpu:
         pb = e['persistent_bytes']
         row = [e['gpus'], pb['params_fp32'] / GiB, pb['grads_fp32'] / GiB,
-               pb['adamw_states'] / GiB, e['working_set'] / GiB]
+               pb['adamw_states'] / GiB]
         for name, _, _ in variants:
             v = e['variants'][name]
             row += [v['per_sample_bytes'] / 2**20, v['max_batch_per_gpu']]
         rows.append(row)
-    hdr = ['N', 'params GiB', 'grads GiB', 'AdamW GiB', 'gathered GiB']
+    hdr = ['N', 'params GiB', 'grads GiB', 'AdamW GiB']
     for name, _, _ in variants:
         hdr += [f'{name}: MiB/sample', 'max batch']
     print(C.table(rows, hdr))
-    print(f'bf16 weight copies saved by autocast (per GPU, unsharded): '
+    print(f'+ per GPU: gathered {gathered / GiB:.2f} GiB; bf16 weight copies '
           f'{weight_copies[False] / GiB:.2f} GiB without checkpointing, '
-          f'{weight_copies[True] / GiB:.2f} GiB with it')
-    print('max batch = floor((capacity - reserve - params - grads - AdamW - gathered - '
-          'weight copies) / per-sample bytes)')
+          f'{weight_copies[True] / GiB:.3f} GiB with it; non-block per step '
+          f'{nonblock["per_step"] / GiB:.2f} GiB')
     payload = dict(meta=C.machine_info(), config=args.config,
-                   arch=dict(dim=h, depth=depth, heads=heads, mlp=f, drop_path=p, prototypes=K),
-                   params=P, student_params=P_s, teacher_params=P_t,
-                   fsdp=dict(min_num_params=min_params, units=units, root=root,
-                             largest_unit=largest, working_set_bytes=working),
-                   tokens={k: v for k, v in tk.items()}, activations=am,
-                   capacity_bytes=capacity, reserve_bytes=reserve, per_gpu=per_gpu,
-                   calibration=calib,
-                   formula=dict(per_token_block='(1 - p) * (20 h + 4 f + 8 h [p > 0]) bytes '
-                                                '(bf16 autocast, fused SDPA, subset drop path)',
-                                non_fused_extra='(1 - p) * 6 * heads * T bytes per token',
-                                checkpointed='4 h bytes per token per block + one block '
-                                             'recomputed'))
+                   arch=dict(dim=h, depth=depth, heads=heads, mlp=f, drop_path=p, prototypes=K,
+                             chunk_size=cfg.model.cls_loss.get('chunk_size'),
+                             with_cp=cfg_ckpt),
+                   params=P, student_params=P_s, teacher_params=P_t, block_params=P_blocks,
+                   fsdp=dict(policy=list(policy), num_units=len(units), root=root,
+                             largest_unit=largest, gathered_bytes=gathered),
+                   tokens=tk, block_terms=bt, nonblock=nonblock, calibration=calib,
+                   validation=validation, weight_copies=dict(checkpoint=weight_copies[True],
+                                                             no_checkpoint=weight_copies[False]),
+                   capacity_bytes=capacity, reserve_bytes=reserve, config_batch=cfg_batch,
+                   per_gpu=per_gpu)
     if args.out:
         C.write_json(args.out, payload)
         print(f'\nJSON written to {args.out}')

@@ -48,7 +48,8 @@ import _common as C  # noqa: E402
 
 PERA_CFG = 'configs/pera/pera_vit-base-p16_8xb24-200e_rsrsd-448px.py'
 BASELINE_CFG = 'configs/pera/ablations/dinov2-baseline_vit-base-p16_8xb24-200e_rsrsd-448px.py'
-METHODS = ('pera', 'baseline', 'mae')
+METHODS = ('pera', 'baseline', 'mae', 'pera_compile')
+DEFAULT_METHODS = ('pera', 'baseline', 'mae')
 DEFAULT_RATIOS = (0.2, 0.2, 0.6)
 
 
@@ -102,10 +103,11 @@ def build_method(spec):
     C_ = dims['embed_dims']
     pera_cfg = Config.fromfile(C.REPO / PERA_CFG)
     optim_cfg = copy.deepcopy(pera_cfg.optim_wrapper)
-    if method in ('pera', 'baseline'):
-        cfg = pera_cfg if method == 'pera' else Config.fromfile(C.REPO / BASELINE_CFG)
+    if method in ('pera', 'pera_compile', 'baseline'):
+        cfg = Config.fromfile(C.REPO / BASELINE_CFG) if method == 'baseline' else pera_cfg
         m = cfg.model
-        m.backbone.update(arch=arch, img_size=img, with_cp=False)
+        m.backbone.update(arch=arch, img_size=img, with_cp=False,
+                          compile=method == 'pera_compile')
         m.projector.update(in_channels=C_, out_channels=K)
         m.cls_loss.update(out_channels=K)
         if m.get('predictor'):
@@ -291,8 +293,7 @@ def run_job(spec):
 
     if spec.get('threads'):
         torch.set_num_threads(spec['threads'])
-    from mmengine.logging import MMLogger
-    MMLogger.get_instance('mmengine', log_level='WARNING')  # no init_weights chatter
+    C.quiet_mmengine()
     DefaultScope.get_instance(f'bench-{os.getpid()}-{time.time()}', scope_name='mmpretrain')
     torch.manual_seed(spec['seed'])
     np.random.seed(spec['seed'])
@@ -328,6 +329,12 @@ def run_job(spec):
                build_s=round(build_s, 2), params_m=n_params / 1e6,
                trainable_params_m=n_train / 1e6)
 
+    extras = spec.get('extras', True)  # FLOP count + live-tensor peak (first repeat only)
+    gemm_dtype = torch.bfloat16 if is_cuda else torch.float32
+    gemm_before = None
+    if spec.get('gemm_seconds', 0) > 0:
+        gemm_before = gemm_probe(device, gemm_dtype, spec['gemm_size'], spec['gemm_seconds'] / 2)
+
     # ------------------------------------------------ warm-up (+ FLOPs, tokens)
     if is_cuda:
         torch.cuda.reset_peak_memory_stats()
@@ -338,7 +345,7 @@ def run_job(spec):
     warm_times, flops = [], None
     for i in range(spec['warmup']):
         t0 = time.perf_counter()
-        if i == spec['warmup'] - 1:
+        if i == spec['warmup'] - 1 and extras:
             counter = TokenCounter(model)
             with FlopCounterMode(display=False, custom_mapping=_sdpa_cpu_flop_mapping()) as fc:
                 step()
@@ -372,7 +379,7 @@ def run_job(spec):
     med = C.median(times)
     out.update(warmup_times_s=warm_times, step_times_s=times, step_time_s=med,
                img_per_s=spec['batch'] / med,
-               losses={k: float(v) for k, v in last.items()})
+               losses={k: float(getattr(v, 'detach', lambda: v)()) for k, v in last.items()})
     out['losses_finite'] = all(np.isfinite(v) for v in out['losses'].values())
     out['flops_per_step'] = flops
     out['gflops_per_img'] = flops / spec['batch'] / 1e9 if flops else None
@@ -387,7 +394,7 @@ def run_job(spec):
         out['cuda_dynamic_peak_mb'] = out['cuda_max_allocated_mb'] - out['cuda_static_mb']
 
     # ------------------------------------------ live-tensor peak (extra step)
-    if spec.get('mem_tracker', True):
+    if spec.get('mem_tracker', True) and extras:
         static = static_tensors(model, optim_wrapper.optimizer, data)
         with LiveTensorPeak(static) as tracker:
             step()
@@ -397,9 +404,13 @@ def run_job(spec):
         out['tensor_peak_mb'] = static_mb + tracker.peak / 2**20
 
     # ----------------------------------------------------------- GEMM probe
-    if spec.get('gemm_seconds', 0) > 0:
-        dtype = torch.bfloat16 if is_cuda else torch.float32
-        g = gemm_probe(device, dtype, spec['gemm_size'], spec['gemm_seconds'])
+    # before the warm-up and after the timed steps; the step's conditions are in
+    # between, so the fraction uses the mean of the two
+    if gemm_before is not None:
+        after = gemm_probe(device, gemm_dtype, spec['gemm_size'], spec['gemm_seconds'] / 2)
+        g = dict(after, gflops=(gemm_before['gflops'] + after['gflops']) / 2,
+                 gflops_before=gemm_before['gflops'], gflops_after=after['gflops'],
+                 seconds=gemm_before['seconds'] + after['seconds'])
         out['gemm'] = g
         out['gemm_fraction'] = (out['achieved_gflops'] / g['gflops']
                                 if out['achieved_gflops'] else None)
@@ -425,7 +436,9 @@ def make_parser():
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--archs', nargs='+', default=None, help='tiny small base (default)')
-    p.add_argument('--methods', nargs='+', default=list(METHODS), choices=METHODS)
+    p.add_argument('--methods', nargs='+', default=list(DEFAULT_METHODS), choices=METHODS,
+                   help="(pera baseline mae); 'pera_compile' = PerA with torch.compile'd "
+                        'blocks (compiled during the warm-up steps)')
     p.add_argument('--img-size', type=int, default=None, help='global crop side (224)')
     p.add_argument('--local-size', type=int, default=None,
                    help='local crop side (img/4.67 rounded to 16: 48 at 224, 96 at 448)')
@@ -436,6 +449,9 @@ def make_parser():
                    help='PerA s,l,t for the main table (0.2,0.2,0.6)')
     p.add_argument('--warmup', type=int, default=None, help='warm-up steps (2; last counts FLOPs)')
     p.add_argument('--steps', type=int, default=None, help='timed steps (5)')
+    p.add_argument('--repeats', type=int, default=None,
+                   help='fresh-process runs per configuration, interleaved; step time = '
+                        'median of the runs\' medians (2; 1 with --quick)')
     p.add_argument('--gemm-size', type=int, default=2048)
     p.add_argument('--gemm-seconds', type=float, default=None, help='GEMM probe length (2)')
     p.add_argument('--threads', type=int, default=0, help='torch threads (0: torch default)')
@@ -469,12 +485,12 @@ def resolve_defaults(args):
                  prototypes=4096, warmup=1, steps=3, gemm_seconds=0.3, scaling_arch='tiny',
                  scaling_batches=[2, 4, 8],
                  scaling_ratios=[(0.1, 0.1, 0.8), (0.2, 0.2, 0.6), (0.3, 0.3, 0.4)],
-                 scaling_isolation='group')
+                 scaling_isolation='group', repeats=1)
     full = dict(archs=['tiny', 'small', 'base'], img_size=224, local_size=None, batch=8,
                 num_local=8, prototypes=65536, warmup=2, steps=5, gemm_seconds=2.0,
                 scaling_arch='small', scaling_batches=[4, 8, 16],
                 scaling_ratios=[(0.1, 0.1, 0.8), (0.2, 0.2, 0.6), (0.3, 0.3, 0.4)],
-                scaling_isolation='process')
+                scaling_isolation='process', repeats=2)
     base = quick if args.quick else full
     for k, v in base.items():
         if getattr(args, k) is None:
@@ -508,13 +524,60 @@ def launch(specs, label):
     return res
 
 
-def run_specs(specs, isolation, label):
-    if isolation == 'group':
-        return launch(specs, f'{label}: {len(specs)} configs in one process')
-    out = []
-    for s in specs:
-        out.extend(launch([s], f"{label}: {s['method']} {s['arch']} b{s['batch']} "
-                               f"r{tuple(s['mask_ratios'])}"))
+def run_specs(specs, isolation, label, repeats=1):
+    """Run every spec ``repeats`` times, interleaved (forward, then reversed order,
+    ...), so slow drifts of the machine hit every configuration alike; returns one
+    merged result per spec, in order."""
+    if not specs:
+        return []
+    runs = [[] for _ in specs]
+    for rep in range(repeats):
+        order = list(range(len(specs)))
+        if rep % 2:
+            order.reverse()
+        batch = [dict(specs[i], extras=rep == 0, repeat=rep) for i in order]
+        if isolation == 'group':
+            got = launch(batch, f'{label}: {len(batch)} configs in one process, '
+                                f'repeat {rep + 1}/{repeats}')
+        else:
+            got = []
+            for s in batch:
+                got.extend(launch([s], f"{label}: {s['method']} {s['arch']} b{s['batch']} "
+                                       f"r{tuple(s['mask_ratios'])} "
+                                       f'(repeat {rep + 1}/{repeats})'))
+        for i, r in zip(order, got):
+            runs[i].append(r)
+    return [merge_runs(rs) for rs in runs]
+
+
+def merge_runs(runs):
+    """One result from repeated runs of a spec: medians over the runs' median step
+    times and GEMM probes; FLOPs, tokens and tensor peaks come from the first run."""
+    first = runs[0]
+    out = dict(first)
+    out['spec'] = {k: v for k, v in first['spec'].items() if k not in ('extras', 'repeat')}
+    if len(runs) == 1:
+        out['repeats'] = 1
+        return out
+    med = C.median([r['step_time_s'] for r in runs])
+    b = first['spec']['batch']
+    out.update(step_time_s=med, img_per_s=b / med, repeats=len(runs),
+               step_times_s=[t for r in runs for t in r['step_times_s']],
+               peak_rss_delta_mb=C.median([r['peak_rss_delta_mb'] for r in runs]),
+               runs=[dict(step_time_s=r['step_time_s'], step_times_s=r['step_times_s'],
+                          gemm_gflops=r.get('gemm', {}).get('gflops'),
+                          peak_rss_delta_mb=r['peak_rss_delta_mb'],
+                          contention=r['contention']) for r in runs],
+               losses_finite=all(r['losses_finite'] for r in runs))
+    if first.get('flops_per_step'):
+        out['achieved_gflops'] = first['flops_per_step'] / med / 1e9
+    if all('gemm' in r for r in runs):
+        g = C.median([r['gemm']['gflops'] for r in runs])
+        out['gemm'] = dict(first['gemm'], gflops=g,
+                           gflops_runs=[r['gemm']['gflops'] for r in runs])
+        out['gemm_fraction'] = out['achieved_gflops'] / g if out.get('achieved_gflops') else None
+    out['contention'] = dict(first['contention'], foreign_cores=max(
+        r['contention'].get('foreign_cores') or 0 for r in runs))
     return out
 
 
@@ -532,7 +595,7 @@ def summarise(results, args):
         if p is None:
             continue
         entry = {}
-        for other in ('baseline', 'mae'):
+        for other in ('baseline', 'mae', 'pera_compile'):
             o = by.get((other, arch))
             if o is None:
                 continue
@@ -612,14 +675,20 @@ def print_report(results, ratios, targets, scaling):
     for r in results:
         s = r['spec']
         mem = r.get('cuda_max_allocated_mb', r['peak_rss_delta_mb'])
-        rows.append([s['method'], s['arch'], s['batch'], r['step_time_s'], r['img_per_s'],
+        spread = None
+        if r.get('runs'):
+            ms = [x['step_time_s'] for x in r['runs']]
+            spread = f"{100 * (max(ms) - min(ms)) / r['step_time_s']:.0f}%"
+        rows.append([s['method'], s['arch'], s['batch'], r['step_time_s'], spread, r['img_per_s'],
                      r['gflops_per_img'], r['achieved_gflops'], r.get('gemm_fraction'),
                      mem, r.get('tensor_peak_mb'), r.get('tensor_dynamic_peak_mb'),
                      r['contention'].get('foreign_cores')])
     print('\nTraining step (median of timed steps; GFLOPs = fwd+bwd per image)')
-    print(C.table(rows, ['method', 'arch', 'batch', 'step s', 'img/s', 'GFLOP/img',
+    print(C.table(rows, ['method', 'arch', 'batch', 'step s', 'spread', 'img/s', 'GFLOP/img',
                          'GFLOP/s', 'of GEMM', 'peak MB', 'tensor MB', 'dyn MB', 'other cpu']))
-    print('peak MB: CUDA max allocated on GPU, else RSS high-water mark minus RSS before '
+    print('step s: median over repeats of each fresh process\'s median step; spread: range of '
+          'the per-process medians / median;\n'
+          'peak MB: CUDA max allocated on GPU, else RSS high-water mark minus RSS before '
           'step 1;\ntensor MB: live-tensor peak (dispatch tracker); dyn MB: tensor peak minus '
           'params/buffers/optimizer state; other cpu: cores used by other processes')
     rows = []
@@ -671,17 +740,27 @@ def main(argv=None):
     t0 = time.perf_counter()
     main_specs = [spec_for(args, m, a, args.batch, args.mask_ratios)
                   for a in args.archs for m in args.methods]
-    results = run_specs(main_specs, args.isolation, 'main')
-    ratios, targets = summarise(results, args)
-    scaling, scaling_results = None, []
+    scaling_specs = []
     if not args.no_scaling and 'pera' in args.methods:
         mid = sorted(args.scaling_batches)[len(args.scaling_batches) // 2]
         keys = [(b, tuple(DEFAULT_RATIOS)) for b in args.scaling_batches]
         keys += [(mid, tuple(r)) for r in args.scaling_ratios]
         keys = list(dict.fromkeys(keys))
-        specs = [spec_for(args, 'pera', args.scaling_arch, b, r) for b, r in keys]
-        scaling_results = run_specs(specs, args.scaling_isolation, 'scaling')
-        scaling = scaling_summary(scaling_results, args)
+        scaling_specs = [spec_for(args, 'pera', args.scaling_arch, b, r) for b, r in keys]
+    # a scaling point identical to a main-table configuration is measured once
+    key = json.dumps
+    extra = [s for s in scaling_specs if key(s, sort_keys=True) not in
+             {key(m, sort_keys=True) for m in main_specs}]
+    if args.isolation == 'group' and args.scaling_isolation == 'group':
+        both = run_specs(main_specs + extra, 'group', 'main + scaling', args.repeats)
+        results, extra_results = both[:len(main_specs)], both[len(main_specs):]
+    else:
+        results = run_specs(main_specs, args.isolation, 'main', args.repeats)
+        extra_results = run_specs(extra, args.scaling_isolation, 'scaling', args.repeats)
+    by_spec = {key(r['spec'], sort_keys=True): r for r in results + extra_results}
+    scaling_results = [by_spec[key(s, sort_keys=True)] for s in scaling_specs]
+    ratios, targets = summarise(results, args)
+    scaling = scaling_summary(scaling_results, args) if scaling_specs else None
     meta['loadavg_end'] = C.loadavg()
     meta['total_s'] = round(time.perf_counter() - t0, 1)
     meta['args'] = {k: v for k, v in vars(args).items() if k != 'worker'}

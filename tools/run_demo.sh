@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON=${PYTHON:-python}
-CONFIG=configs/pera/pera_vit-tiny-p16_1xb32-30e_demo-96px.py
+CONFIG=configs/pera/pera_vit-tiny-p16_1xb32-20e_demo-96px.py
 WORK_DIR=${WORK_DIR:-work_dirs/pera_demo}
 
 "$PYTHON" tools/misc/make_demo_data.py data/pera_demo

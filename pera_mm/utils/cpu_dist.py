@@ -23,7 +23,8 @@ def setup_cpu_distributed(cfg: Config) -> bool:
     when the process group already exists. Otherwise initialises gloo from
     the torchrun environment (``MASTER_ADDR``, ``RANK``, ``WORLD_SIZE`` ...),
     records ``env_cfg.dist_cfg.backend='gloo'`` and sets ``device_ids=None``
-    on a DDP ``model_wrapper_cfg``; returns True.
+    on a DDP ``model_wrapper_cfg`` (``device_id='cpu'`` on an FSDP strategy's
+    wrapper); returns True.
     """
     if (cfg.get('launcher', 'none') != 'pytorch' or amp_device_available()
             or torch_dist.is_initialized()):
@@ -36,6 +37,14 @@ def setup_cpu_distributed(cfg: Config) -> bool:
     if timeout is not None:
         kwargs['timeout'] = datetime.timedelta(seconds=timeout)
     torch_dist.init_process_group(backend='gloo', **kwargs)
+
+    strategy = cfg.get('strategy')
+    if cfg.get('runner_type') == 'FlexibleRunner' and strategy is not None \
+            and 'FSDP' in str(strategy.get('type', '')):
+        # MMEngine passes device_id=LOCAL_RANK (a CUDA index); FSDP shards on
+        # the CPU only when told so explicitly.
+        strategy.setdefault('model_wrapper', {})['device_id'] = 'cpu'
+        return True
 
     wrapper = cfg.get('model_wrapper_cfg')
     if wrapper is None:

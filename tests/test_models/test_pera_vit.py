@@ -35,6 +35,8 @@ def test_bad_arguments_raise_clear_errors():
         PerAViT(arch=ARCH, img_size=64, out_type='tokens')
     with pytest.raises(ValueError, match='input size'):
         make_vit()(torch.zeros(1, 3, 70, 64))
+    with pytest.raises(ValueError, match="path must be 'dense'"):
+        make_vit()(torch.zeros(1, 3, 64, 64), path='teacher')
 
 
 def test_arch_zoo_sizes():

@@ -10,7 +10,7 @@ from mmengine.config import Config
 from pera_mm.datasets import generate_demo_dataset
 
 REPO = Path(__file__).resolve().parents[2]
-DEMO = REPO / 'configs/pera/pera_vit-tiny-p16_1xb32-30e_demo-96px.py'
+DEMO = REPO / 'configs/pera/pera_vit-tiny-p16_1xb32-20e_demo-96px.py'
 
 
 def test_two_rank_training_keeps_center_and_teacher_identical(tmp_path):

@@ -13,7 +13,7 @@ import pera_mm  # noqa: F401
 from pera_mm.datasets import generate_demo_dataset
 
 REPO = Path(__file__).resolve().parents[2]
-DEMO = REPO / 'configs/pera/pera_vit-tiny-p16_1xb32-30e_demo-96px.py'
+DEMO = REPO / 'configs/pera/pera_vit-tiny-p16_1xb32-20e_demo-96px.py'
 
 
 class SimulatedKill(RuntimeError):

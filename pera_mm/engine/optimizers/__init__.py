@@ -1,3 +1,4 @@
 from .auto_amp_optim_wrapper import AutoAmpOptimWrapper, amp_device_available
+from .sharded_clip_grad import sharded_clip_grad_norm_
 
-__all__ = ['AutoAmpOptimWrapper', 'amp_device_available']
+__all__ = ['AutoAmpOptimWrapper', 'amp_device_available', 'sharded_clip_grad_norm_']

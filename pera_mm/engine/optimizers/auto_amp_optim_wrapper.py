@@ -17,6 +17,8 @@ from mmengine.logging import print_log
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
 
+from .sharded_clip_grad import sharded_clip_grad_norm_
+
 _logged_choices = set()
 
 
@@ -61,7 +63,9 @@ class AutoAmpOptimWrapper(AmpOptimWrapper):
             ``AmpOptimWrapper``. Validated but unused on CPU.
         dtype (str | torch.dtype, optional): autocast dtype, e.g.
             ``'bfloat16'`` or ``'float16'``. Validated but unused on CPU.
-        use_fsdp (bool): Use ``ShardedGradScaler`` (accelerator only).
+        use_fsdp (bool): gradients are FSDP shards: use ``ShardedGradScaler``
+            (accelerator only) and clip by the norm of the whole gradient,
+            all-reduced over ranks (``sharded_clip_grad_norm_``).
         **kwargs: ``OptimWrapper`` arguments (optimizer, clip_grad,
             accumulative_counts).
 
@@ -92,6 +96,8 @@ class AutoAmpOptimWrapper(AmpOptimWrapper):
             self._scale_update_param = None
             _log_once('AutoAmpOptimWrapper: no CUDA/NPU/MLU/MUSA device, '
                       'training in full precision as OptimWrapper')
+        if use_fsdp and getattr(self, 'clip_func', None) is torch.nn.utils.clip_grad_norm_:
+            self.clip_func = sharded_clip_grad_norm_
 
     def backward(self, loss: torch.Tensor, **kwargs) -> None:
         """Scaled backward with AMP, plain backward otherwise."""

@@ -9,6 +9,15 @@ from torch.utils.checkpoint import checkpoint
 from ..utils import Block, infer_square_grid, resize_pos_embed
 
 
+def _call_block(block, x):
+    """One block call; the unit ``torch.compile`` traces when compiling is on.
+
+    A free function (not a bound method) so that copies of the backbone never
+    share a compiled closure over the original's blocks.
+    """
+    return block(x)
+
+
 def gather_tokens(x, idx):
     """Pick tokens ``x[n, idx[n, k]]``: (N, L, C) x (N, K) -> (N, K, C)."""
     return torch.gather(x, 1, idx.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
@@ -48,6 +57,11 @@ class PerAViT(BaseModule):
         out_type (str): 'cls_token', 'featmap', 'avg_featmap' or 'raw'.
         final_norm (bool): apply the final LayerNorm to the last block's output.
         with_cp (bool): activation checkpointing of every block.
+        compile (bool | dict): ``torch.compile`` each block call (dict = the
+            keyword arguments of ``torch.compile``, e.g. ``dict(mode=
+            'max-autotune')``). Blocks see a few distinct sequence lengths per
+            step (student early/late, teacher, local crops), so dynamic shapes
+            are on by default. Weights and state-dict keys are unchanged.
     """
     arch_zoo = {
         'tiny': dict(embed_dims=192, num_layers=12, num_heads=3, feedforward_channels=768),
@@ -74,6 +88,7 @@ class PerAViT(BaseModule):
                  out_type: str = 'cls_token',
                  final_norm: bool = True,
                  with_cp: bool = False,
+                 compile: Union[bool, dict] = False,  # noqa: A002 (mmengine's name)
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.arch_settings = self._parse_arch(arch)
@@ -94,6 +109,7 @@ class PerAViT(BaseModule):
                              f'got {self.mask_token_layer}')
         self.interpolate_offset = interpolate_offset
         self.out_type, self.final_norm, self.with_cp = out_type, final_norm, with_cp
+        self._block_call = self._build_block_call(compile)
         out_indices = [out_indices] if isinstance(out_indices, int) else list(out_indices)
         self.out_indices = [i % self.num_layers for i in out_indices]
 
@@ -109,6 +125,17 @@ class PerAViT(BaseModule):
             for _ in range(self.num_layers)
         ])
         self.norm = nn.LayerNorm(C, eps=1e-6)
+
+    @staticmethod
+    def _build_block_call(compile_cfg):
+        if compile_cfg is False or compile_cfg is None:
+            return _call_block
+        if compile_cfg is True:
+            compile_cfg = {}
+        if not isinstance(compile_cfg, dict):
+            raise ValueError(f'PerAViT: compile must be a bool or a dict of torch.compile '
+                             f'arguments, got {compile_cfg!r}')
+        return torch.compile(_call_block, **dict(dict(dynamic=True), **compile_cfg))
 
     def _parse_arch(self, arch):
         if isinstance(arch, str):
@@ -160,9 +187,9 @@ class PerAViT(BaseModule):
     def _run_blocks(self, x, blocks):
         for blk in blocks:
             if self.with_cp and x.requires_grad:
-                x = checkpoint(blk, x, use_reentrant=False)
+                x = checkpoint(self._block_call, blk, x, use_reentrant=False)
             else:
-                x = blk(x)
+                x = self._block_call(blk, x)
         return x
 
     # ------------------------------------------------------------- training paths
@@ -217,8 +244,20 @@ class PerAViT(BaseModule):
         return self.norm(self._run_blocks(h, self.blocks[self.mask_token_layer:]))
 
     # ------------------------------------------------------------ dense downstream
-    def forward(self, x):
-        """Dense path: every patch, outputs of ``out_indices`` like MMPretrain's ViT."""
+    def forward(self, x, path: str = 'dense', **kwargs):
+        """``path='dense'`` (default): every patch, outputs of ``out_indices`` like
+        MMPretrain's ViT. ``'sparse'``, ``'student'``, ``'masked_dense'`` run
+        ``forward_<path>(x, **kwargs)``. Training code calls the paths through
+        ``forward`` because FSDP gathers a unit's parameters only there."""
+        if path == 'dense':
+            return self.forward_dense(x)
+        if path not in ('sparse', 'student', 'masked_dense'):
+            raise ValueError(f"PerAViT: path must be 'dense', 'sparse', 'student' or "
+                             f"'masked_dense', got {path!r}")
+        return getattr(self, f'forward_{path}')(x, **kwargs)
+
+    def forward_dense(self, x):
+        """Every patch through every block; outputs of ``out_indices``."""
         B = x.shape[0]
         cls, patches, _ = self.embed(x)
         grid = (x.shape[-2] // self.patch_size, x.shape[-1] // self.patch_size)

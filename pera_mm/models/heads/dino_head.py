@@ -40,5 +40,14 @@ class PerADINOHead(BaseModule):
         """The L2-normalised bottleneck features that feed the prototype layer."""
         return F.normalize(self.mlp(x), dim=-1)
 
-    def forward(self, x):
-        return self.last_layer(self.bottleneck(x))
+    def forward(self, x, then=None):
+        """Prototype logits; or ``then(bottleneck, prototype_weight)``.
+
+        ``then`` runs a computation that needs the prototype matrix itself (the
+        chunked DINO loss) inside this module's forward, where FSDP has the
+        head's parameters gathered; outside it they are shards.
+        """
+        z = self.bottleneck(x)
+        if then is None:
+            return self.last_layer(z)
+        return then(z, self.last_layer.weight)

@@ -175,26 +175,30 @@ class PerA(BaseSelfSupervisor):
         with torch.no_grad():
             t_keep = None if bool(((gmask & MASK_T) != 0).all()) else \
                 flag_indices(gmask, MASK_T, 'global_masks')
-            t_seq_g = self.teacher.backbone.forward_sparse(t_glob, t_keep)
+            t_seq_g = self.teacher.backbone(t_glob, path='sparse', keep_idx=t_keep)
             t_cls = [t_seq_g[:, 0]]
             if nL and self.teacher_local_crops:
-                t_cls.append(self.teacher.backbone.forward_sparse(
-                    t_loc, flag_indices(lmask, MASK_T, 'local_masks'))[:, 0])
+                t_cls.append(self.teacher.backbone(
+                    t_loc, path='sparse',
+                    keep_idx=flag_indices(lmask, MASK_T, 'local_masks'))[:, 0])
 
         # ---------------- student
         dense = bool(((gmask & (MASK_S | MASK_L)) != 0).all())
         if dense:
             l_mask = (gmask & MASK_L) != 0
-            seq = self.backbone.forward_masked_dense(s_glob, l_mask, self.mask_token)
+            seq = self.backbone(s_glob, path='masked_dense', l_mask=l_mask,
+                                mask_token=self.mask_token)
             s_cls_g = seq[:, 0]
         else:
             s_idx = flag_indices(gmask, MASK_S, 'global_masks')
             l_idx = flag_indices(gmask, MASK_L, 'global_masks')
-            s_cls_g, l_out = self.backbone.forward_student(s_glob, s_idx, l_idx, self.mask_token)
+            s_cls_g, l_out = self.backbone(s_glob, path='student', s_idx=s_idx,
+                                          l_idx=l_idx, mask_token=self.mask_token)
         s_cls = [s_cls_g]
         if nL:
-            s_cls.append(self.backbone.forward_sparse(
-                s_loc, flag_indices(lmask, MASK_S, 'local_masks'))[:, 0])
+            s_cls.append(self.backbone(
+                s_loc, path='sparse',
+                keep_idx=flag_indices(lmask, MASK_S, 'local_masks'))[:, 0])
 
         # ---------------- DINO on the cls outputs (heads run once on all crops)
         dino, s_head_global, target_stats = self._dino_terms(
@@ -239,20 +243,26 @@ class PerA(BaseSelfSupervisor):
         need_head_global = self.koleo_loss is not None and self.koleo_on == 'head'
         losses = {}
         if loss_fn.chunk_size:
+            # The prototype matrices are used inside the heads' forwards (FSDP
+            # gathers them there); the teacher's is copied because the backward
+            # recomputes the targets after FSDP has resharded the teacher head.
             with torch.no_grad():
-                t_z = self.teacher.projector.bottleneck(t_cls)
-                t_w = self.teacher.projector.last_layer.weight
-            s_z = self.projector.bottleneck(s_cls)
-            if s_z.shape != t_z.shape:
+                t_z, t_w = self.teacher.projector(
+                    t_cls, then=lambda z, w: (z, w.detach().float().clone()))
+            if t_z.shape[0] != s_cls.shape[0]:
                 raise ValueError('PerA: chunked DINO loss pairs crop k with crop k; the teacher '
                                  'must see the local crops too (teacher_local_crops=True)')
-            rows = loss_fn.forward_chunked(s_z, self.projector.last_layer.weight, t_z, t_w)
+
+            def student_terms(s_z, s_w):
+                rows = loss_fn.forward_chunked(s_z, s_w, t_z, t_w)
+                head = (s_z[:nG * B] @ s_w.t()).view(nG, B, -1) if need_head_global else None
+                return rows, head
+
+            rows, s_head_global = self.projector(s_cls, then=student_terms)
             rows = rows.view(n_crops, B)
             losses['loss_cls_global'] = rows[:nG].mean() * nG / n_crops
             if nL:
                 losses['loss_cls_local'] = rows[nG:].mean() * nL / n_crops
-            s_head_global = self.projector.last_layer(s_z[:nG * B]).view(nG, B, -1) \
-                if need_head_global else None
             stats = loss_fn.chunked_target_entropies(t_z[:nG * B], t_w) if self.monitor else ()
             return losses, s_head_global, stats
 

@@ -10,7 +10,7 @@ _base_ = [
     '../_base_/schedules/pera_adamw-200e.py',
     '../_base_/default_runtime.py',
 ]
-max_epochs = 30
+max_epochs = 20
 warmup_epochs = 5
 data_root = 'data/pera_demo'
 

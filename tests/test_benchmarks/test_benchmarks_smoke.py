@@ -1,0 +1,148 @@
+"""Smoke tests of the benchmark scripts: they run end to end in --quick mode and
+write JSON whose numbers are present, positive and consistent with each other.
+
+The timings themselves are not checked (shared CPU, tiny settings); the
+relations that hold by construction are: ratios are quotients of the measured
+values, FLOPs grow linearly with the batch, PerA spends fewer FLOPs
+per image than the DINOv2-style baseline (sparse tokens), and the memory
+model's per-token block formula matches a real block.
+"""
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BENCH = REPO / 'benchmarks'
+
+
+def run(script, *args, timeout=300):
+    proc = subprocess.run([sys.executable, str(BENCH / script), *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return proc.stdout
+
+
+def positive(x):
+    return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
+def close(a, b, rel=1e-6):
+    return abs(a - b) <= rel * max(abs(a), abs(b))
+
+
+def test_train_step_quick(tmp_path):
+    out = tmp_path / 'train_step.json'
+    stdout = run('train_step.py', '--quick', '--isolation', 'group', '--threads', 1,
+                 '--batch', 2, '--num-local', 2, '--prototypes', 1024, '--steps', 2,
+                 '--gemm-seconds', 0.1, '--scaling-batches', 2, 3, 4, '--out', out)
+    assert 'Ratios (PerA / other)' in stdout and 'Scaling' in stdout
+    d = json.loads(out.read_text())
+    for key in ('cpu_model', 'torch', 'torch_threads', 'date_utc', 'command'):
+        assert d['meta'][key] not in (None, '')
+    res = {r['spec']['method']: r for r in d['results']}
+    assert set(res) == {'pera', 'baseline', 'mae'}
+    for m, r in res.items():
+        b = r['spec']['batch']
+        for key in ('step_time_s', 'img_per_s', 'flops_per_step', 'gflops_per_img',
+                    'achieved_gflops', 'gemm_fraction', 'tensor_peak_mb',
+                    'tensor_dynamic_peak_mb', 'tensor_static_mb', 'rss_before_mb'):
+            assert positive(r[key]), (m, key, r[key])
+        assert r['peak_rss_delta_mb'] >= 0
+        assert len(r['step_times_s']) == 2 and r['losses_finite']
+        assert close(r['img_per_s'], b / r['step_time_s'])
+        assert close(r['gflops_per_img'], r['flops_per_step'] / b / 1e9)
+        assert close(r['achieved_gflops'], r['flops_per_step'] / r['step_time_s'] / 1e9)
+        assert positive(r['gemm']['gflops'])
+        assert close(r['gemm_fraction'], r['achieved_gflops'] / r['gemm']['gflops'])
+        assert close(r['tensor_peak_mb'], r['tensor_static_mb'] + r['tensor_dynamic_peak_mb'])
+        # attention is counted on CPU too (torch's registry lacks the CPU SDPA ops)
+        assert any('scaled_dot_product' in op and v > 0 for op, v in r['flops_by_op'].items())
+    assert res['pera']['tokens']['teacher_token_blocks_per_img'] > 0
+    assert res['mae']['tokens']['teacher_token_blocks_per_img'] == 0
+    # PerA's sparse student/teacher tokens cost fewer FLOPs than full views + block masks
+    assert res['pera']['gflops_per_img'] < res['baseline']['gflops_per_img']
+
+    for other in ('baseline', 'mae'):
+        ratio = d['ratios']['tiny'][f'pera_vs_{other}']
+        assert close(ratio['throughput'], res['pera']['img_per_s'] / res[other]['img_per_s'])
+        assert close(ratio['gflops_per_img'],
+                     res['pera']['gflops_per_img'] / res[other]['gflops_per_img'])
+        assert close(ratio['tensor_peak'],
+                     res['pera']['tensor_peak_mb'] / res[other]['tensor_peak_mb'])
+        if res[other]['peak_rss_delta_mb'] > 0:
+            assert close(ratio['peak_mem'], res['pera']['peak_rss_delta_mb']
+                         / res[other]['peak_rss_delta_mb'])
+
+    sc = d['scaling']
+    assert [r['batch'] for r in sc['batch_rows']] == [2, 3, 4]
+    assert len(sc['ratio_rows']) == 3
+    w = [r['weighted_token_blocks_per_img'] for r in sc['ratio_rows']]
+    assert w == sorted(w) and w[0] < w[-1]
+    for name in ('time_vs_batch', 'flops_vs_batch', 'time_vs_weighted_tokens',
+                 'time_vs_gflops'):
+        assert math.isfinite(sc['fits'][name]['r2']), name
+    # FLOPs per step grow linearly with the batch (up to the floor in the subset
+    # drop path, which computes int(rows * 0.7) rows per residual branch)
+    assert sc['fits']['flops_vs_batch']['r2'] > 0.98
+    assert sc['fits']['flops_vs_batch']['slope'] > 0
+    assert all(positive(r['step_time_s']) for r in sc['batch_rows'] + sc['ratio_rows'])
+
+
+def test_data_pipeline_quick(tmp_path):
+    out = tmp_path / 'data_pipeline.json'
+    run('data_pipeline.py', '--quick', '--out', out)
+    d = json.loads(out.read_text())
+    assert d['setup']['tile_size'] == 512 and d['setup']['views_per_sample'] == 20
+    ip = d['in_process']
+    assert positive(ip['samples_per_s']) and ip['samples'] == 12
+    stages = ip['per_sample_ms']
+    for key in ('LoadRGBImageFromFile', 'PerAMultiCropViews', 'DisjointMaskGenerator',
+                'PackInputs', 'default_collate'):
+        assert positive(stages[key]), key
+    loaders = {r['num_workers']: r for r in d['dataloader']}
+    assert set(loaders) == {0, 1, 2}
+    for r in loaders.values():
+        assert positive(r['steady_samples_per_s']) and positive(r['overall_samples_per_s'])
+    r1, r2 = loaders[1]['steady_samples_per_s'], loaders[2]['steady_samples_per_s']
+    assert close(loaders[2]['scaling_efficiency'], r2 / (2 * r1))
+    assert close(loaders[2]['speedup_vs_1_worker'], r2 / r1)
+    assert d['target']['target'] == 30.0
+    assert d['target']['met'] == (ip['samples_per_s'] >= 30.0)
+
+
+def test_memory_model_fast(tmp_path):
+    out = tmp_path / 'memory_model.json'
+    run('memory_model.py', '--no-measure', '--gpus', 8, 16, 32, '--out', out)
+    d = json.loads(out.read_text())
+    assert 480e6 < d['params']['student_backbone'] < 530e6  # slim ViT-G/16-1024, ~505 M
+    assert d['params']['teacher_backbone'] == d['params']['student_backbone']
+    per_gpu = d['per_gpu']
+    assert [e['gpus'] for e in per_gpu] == [8, 16, 32]
+    assert per_gpu[0]['persistent_total'] > per_gpu[1]['persistent_total'] > \
+        per_gpu[2]['persistent_total']
+    for e in per_gpu:
+        v = e['variants']
+        assert v['ckpt, fused attn']['max_batch_per_gpu'] > \
+            v['no ckpt, fused attn']['max_batch_per_gpu'] > 0
+        assert v['ckpt, fused attn']['per_sample_bytes'] < v['ckpt, non-fused']['per_sample_bytes']
+    # tokens at 448 px with 0.2/0.2/0.6: 157 s, 157 l, 470 t of 784
+    tk = d['tokens']
+    assert (tk['global_s'], tk['global_l'], tk['global_t']) == (157, 157, 470)
+
+
+def test_block_formula_matches_a_real_block():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import memory_model
+    finally:
+        sys.path.remove(str(BENCH))
+    calib = memory_model.calibrate_block(h=64, heads=2, f=256, token_counts=(16, 48), batch=4)
+    # no drop path: every saved tensor is accounted for (LN statistics and the
+    # SDPA logsumexp add a few bytes per token)
+    assert calib['p=0.0']['ratio'] == pytest.approx(1.0, rel=0.1)
+    assert calib['p=0.0']['per_call_bytes'] == pytest.approx(
+        calib['p=0.0']['bf16_weight_copy_bytes'], rel=0.1)

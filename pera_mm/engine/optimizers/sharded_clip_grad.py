@@ -14,8 +14,7 @@ def sharded_clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
     first, so all ranks scale by the norm of the whole gradient. Without a
     process group it is ``clip_grad_norm_``.
     """
-    if isinstance(parameters, torch.Tensor):
-        parameters = [parameters]
+    parameters = [parameters] if isinstance(parameters, torch.Tensor) else list(parameters)
     grads = [p.grad for p in parameters if p.grad is not None]
     if not (dist.is_available() and dist.is_initialized()):
         return torch.nn.utils.clip_grad_norm_(parameters, max_norm, norm_type,

@@ -1,5 +1,4 @@
 """tools/model_converters: command lines, files in, files out."""
-import importlib.util
 import subprocess
 import sys
 from collections import OrderedDict
@@ -19,14 +18,6 @@ REPO = Path(__file__).resolve().parents[2]
 CONVERTERS = REPO / 'tools' / 'model_converters'
 PARITY = REPO.parent / 'shared' / 'data' / 'parity' / 'pera_parity_v1.pt'
 ARCH = dict(embed_dims=192, num_layers=4, num_heads=3, feedforward_channels=768)
-
-
-def _tool(name):
-    spec = importlib.util.spec_from_file_location(f'pera_converter_{name}',
-                                                  CONVERTERS / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _cli(name, *args, cwd):
@@ -93,12 +84,12 @@ def test_official_cli_on_real_weights(released, tmp_path):
     assert set(_load_checkpoint(str(dst))['state_dict']) == set(expected)
 
 
-def test_official_teacher_only_with_copy(released, tmp_path):
+def test_official_teacher_only_with_copy(released, tmp_path, load_script):
     export = {k[8:].replace('cls_head', 'dino_head'): v
               for k, v in released.items() if k.startswith('teacher.')}
     src, dst = tmp_path / 'teacher.pth', tmp_path / 'pera_mm.pth'
     torch.save({'teacher': export}, src)
-    _tool('pera_official_to_mm').main(
+    load_script(CONVERTERS / 'pera_official_to_mm.py').main(
         [str(src), str(dst), '--copy-teacher-to-student'])
     out = torch.load(dst, weights_only=True)
     assert out['meta']['teacher_only'] is True
@@ -107,8 +98,8 @@ def test_official_teacher_only_with_copy(released, tmp_path):
                        released['teacher.cls_head.last_layer.weight_v'])
 
 
-def test_official_cli_errors_are_one_line(released, tmp_path):
-    tool = _tool('pera_official_to_mm')
+def test_official_cli_errors_are_one_line(released, tmp_path, load_script):
+    tool = load_script(CONVERTERS / 'pera_official_to_mm.py')
     src = tmp_path / 'extra.pth'
     torch.save({**released, 'student.ibot_head.mlp.0.weight': torch.zeros(1)}, src)
     with pytest.raises(SystemExit) as exc:
@@ -149,10 +140,10 @@ def test_extract_cli_mmpretrain_with_prefix(training_checkpoint, tmp_path):
 
 
 @pytest.mark.parametrize('student', [False, True])
-def test_extract_pera_format_loads_strictly(training_checkpoint, tmp_path, student):
+def test_extract_pera_format_loads_strictly(training_checkpoint, tmp_path, student, load_script):
     src, sd = training_checkpoint
     dst = tmp_path / 'backbone.pth'
-    _tool('extract_backbone').main([str(src), str(dst)] +
+    load_script(CONVERTERS / 'extract_backbone.py').main([str(src), str(dst)] +
                                    (['--student'] if student else []))
     state = torch.load(dst, weights_only=True)['state_dict']
     model = PerAViT(arch=ARCH, img_size=128)
@@ -162,13 +153,13 @@ def test_extract_pera_format_loads_strictly(training_checkpoint, tmp_path, stude
     assert torch.equal(model.cls_token, sd[prefix + 'cls_token'])
 
 
-def test_extract_without_teacher_is_a_one_line_error(training_checkpoint, tmp_path):
+def test_extract_without_teacher_is_a_one_line_error(training_checkpoint, tmp_path, load_script):
     _, sd = training_checkpoint
     src = tmp_path / 'student_only.pth'
     torch.save({'state_dict': {k: v for k, v in sd.items()
                                if not k.startswith('teacher.')}}, src)
     with pytest.raises(SystemExit) as exc:
-        _tool('extract_backbone').main([str(src), str(tmp_path / 'o.pth')])
+        load_script(CONVERTERS / 'extract_backbone.py').main([str(src), str(tmp_path / 'o.pth')])
     assert exc.value.code == (
         f"error: {src} has no 'teacher.backbone.*' weights "
         '(is it a PerA training checkpoint?)')

@@ -1,6 +1,5 @@
 """tools/train.py, tools/test.py and the launcher scripts, end to end on a toy
 MMEngine config (tests/data/toy_runner_config.py)."""
-import importlib.util
 import os
 import pickle
 import stat
@@ -42,14 +41,6 @@ def _log(work_dir):
     logs = sorted(Path(work_dir).glob('*/*.log'))
     assert logs, f'no log in {work_dir}'
     return logs[-1].read_text()
-
-
-def _load_tool(name):
-    spec = importlib.util.spec_from_file_location(f'pera_tool_{name}',
-                                                  TOOLS / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope='module')
@@ -111,19 +102,19 @@ def test_test_py_evaluates_and_dumps(trained):
 
 
 @pytest.mark.parametrize('flag', ['--local-rank', '--local_rank'])
-def test_local_rank_spellings(flag, monkeypatch):
+def test_local_rank_spellings(flag, monkeypatch, load_script):
     monkeypatch.delenv('LOCAL_RANK', raising=False)
-    train = _load_tool('train')
+    train = load_script(TOOLS / 'train.py')
     args = train.parse_args([str(CONFIG), flag, '3'])
     assert args.local_rank == 3 and os.environ['LOCAL_RANK'] == '3'
-    test = _load_tool('test')
+    test = load_script(TOOLS / 'test.py')
     monkeypatch.setenv('LOCAL_RANK', '1')  # torchrun's value wins
     args = test.parse_args([str(CONFIG), str(CONFIG), flag, '3'])
     assert args.local_rank == 3 and os.environ['LOCAL_RANK'] == '1'
 
 
-def test_merge_args():
-    train = _load_tool('train')
+def test_merge_args(load_script):
+    train = load_script(TOOLS / 'train.py')
     cfg = train.merge_args(
         Config.fromfile(str(CONFIG), import_custom_modules=False),
         train.parse_args([str(CONFIG), '--auto-scale-lr', '--no-validate',
@@ -148,8 +139,8 @@ def _exit_message(main, argv, capsys):
     return msg
 
 
-def test_bad_input_is_one_line(tmp_path, capsys):
-    train, test = _load_tool('train'), _load_tool('test')
+def test_bad_input_is_one_line(tmp_path, capsys, load_script):
+    train, test = load_script(TOOLS / 'train.py'), load_script(TOOLS / 'test.py')
     msg = _exit_message(train.main, [str(tmp_path / 'nope.py')], capsys)
     assert msg.endswith(f'config file {tmp_path / "nope.py"} does not exist')
     bad = tmp_path / 'bad_amp.py'

@@ -9,4 +9,6 @@ _base_ = [
     '../_base_/schedules/pera_adamw-200e.py',
     '../_base_/default_runtime.py',
 ]
-model = dict(data_preprocessor={{_base_.data_preprocessor}})
+model = dict(
+    data_preprocessor={{_base_.data_preprocessor}},
+    backbone=dict(patch_size={{_base_.patch_size}}))

@@ -16,7 +16,7 @@ train_dataloader = dict(
         dict(type='PerAMultiCropViews', global_crop_size=448, local_crop_size=96,
              num_global_crops=2, num_local_crops=8,
              teacher_color=dict(jitter_prob=0.0, gray_prob=0.0)),
-        dict(type='DisjointMaskGenerator', patch_size=16, mask_ratios=(0.3, 0.2, 0.5)),
+        dict(type='DisjointMaskGenerator', patch_size={{_base_.patch_size}}, mask_ratios=(0.3, 0.2, 0.5)),
         dict(type='PackInputs', algorithm_keys=['global_masks', 'local_masks'],
              meta_keys=['img_path']),
     ]))

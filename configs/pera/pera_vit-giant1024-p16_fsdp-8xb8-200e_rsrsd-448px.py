@@ -15,7 +15,7 @@ _base_ = ['./pera_vit-large-p16_8xb16-200e_rsrsd-448px.py']
 model = dict(
     backbone=dict(arch='giant-1024', with_cp=True),
     projector=dict(out_channels=131072),
-    cls_loss=dict(out_channels=131072, chunk_size=16384))
+    cls_loss=dict(chunk_size=16384))
 train_dataloader = dict(batch_size=8)
 optim_wrapper = dict(use_fsdp=True)
 

@@ -13,7 +13,7 @@ from mmengine.config import Config
 from mmengine.registry import MODEL_WRAPPERS
 from torch.nn.parallel import DistributedDataParallel
 
-from ..engine.optimizers.auto_amp_optim_wrapper import amp_device_available
+from .device import amp_device_available
 
 
 def setup_cpu_distributed(cfg: Config) -> bool:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pera_mm.datasets.demo_data import SCENE_TYPES, generate_demo_dataset
+from pera_mm.utils.scene_generator import SCENE_TYPES, generate_demo_dataset
 from pera_mm.datasets.unlabeled_image_dataset import UnlabeledImageDataset
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
 
-from pera_mm.datasets.transforms.disjoint_mask_generator import (
-    MASK_L, MASK_S, MASK_T, DisjointMaskGenerator, disjoint_counts)
 from mmpretrain.registry import TRANSFORMS
+
+from pera_mm.datasets.transforms.disjoint_mask_generator import (DisjointMaskGenerator,
+                                                                 disjoint_counts)
+from pera_mm.structures import MASK_L, MASK_S, MASK_T
 
 
 def views(global_size, local_size, n_g=2, n_l=3):

@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from pera_mm.datasets.demo_data import _render_tile
+from pera_mm.utils.scene_generator import _render_tile
 from pera_mm.datasets.transforms.multi_crop_views import PerAMultiCropViews
 from mmpretrain.registry import TRANSFORMS
 

@@ -5,9 +5,7 @@ import torch
 from mmengine.dataset import default_collate
 from torch.utils.data import DataLoader
 
-from pera_mm.datasets.transforms.disjoint_mask_generator import (MASK_L,
-                                                                 MASK_S,
-                                                                 MASK_T)
+from pera_mm.structures import MASK_L, MASK_S, MASK_T
 from pera_mm.datasets.unlabeled_image_dataset import UnlabeledImageDataset
 from mmpretrain.models.utils import SelfSupDataPreprocessor
 from mmpretrain.structures import DataSample

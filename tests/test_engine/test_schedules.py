@@ -28,7 +28,7 @@ def test_teacher_temperature_warmup_then_flat():
     assert hook.temperature_at(2999, 3000) == pytest.approx(0.05, abs=1e-15)
     assert hook.temperature_at(10**6, 3000) == 0.05
     with pytest.raises(ValueError, match='exactly one of warmup_epochs or warmup_iters'):
-        TeacherTemperatureHook(0.03, 0.05)
+        TeacherTemperatureHook(0.03, 0.05, warmup_epochs=30, warmup_iters=3000)
 
 
 def make_sched(param, **kw):

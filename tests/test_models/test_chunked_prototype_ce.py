@@ -1,5 +1,6 @@
 """The chunked prototype-layer loss equals the plain path (values and gradients)."""
 import copy
+from pathlib import Path
 
 import pytest
 import torch
@@ -8,7 +9,9 @@ import torch.nn.functional as F
 from pera_mm.models.losses import DINOClsLoss
 from pera_mm.models.losses.chunked_prototype_ce import ChunkedPrototypeCrossEntropy
 
-from .test_pera_algorithm import build, make_batch
+from pera_mm.testing import build_small_model, synthetic_batch
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_chunked_rows_and_gradients_match_plain():
@@ -35,17 +38,18 @@ def test_chunked_rows_and_gradients_match_plain():
     torch.testing.assert_close(s_w.grad, g_w, rtol=1e-5, atol=1e-5)
 
 
-def test_chunk_size_needs_same_pairing():
+def test_chunk_size_must_be_positive():
     with pytest.raises(ValueError, match='chunk_size'):
-        DINOClsLoss(10, pairing='cross', chunk_size=4)
+        DINOClsLoss(10, chunk_size=0)
 
 
 def test_algorithm_with_chunked_loss_equals_plain_path():
     """Whole PerA step: losses, monitor values, gradients and the centre update."""
-    plain, pipeline = build()
+    plain, pipeline = build_small_model(
+        REPO / 'configs/pera/pera_vit-base-p16_8xb24-200e_rsrsd-448px.py')
     chunked = copy.deepcopy(plain)
     chunked.cls_loss.chunk_size = 100  # 256 prototypes: chunks of 100, 100, 56
-    data = plain.data_preprocessor(make_batch(pipeline), training=True)
+    data = plain.data_preprocessor(synthetic_batch(pipeline, 4, 96), training=True)
     results = []
     for model in (plain, chunked):
         model.cls_loss.teacher_temp = 0.04

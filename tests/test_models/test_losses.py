@@ -2,16 +2,17 @@ import math
 
 import torch
 
-from pera_mm.models.losses import DINOClsLoss, KoLeoLoss, PixelMSELoss, patchify
+from pera_mm.models.losses import DINOClsLoss, KoLeoLoss, PixelMSELoss
+from pera_mm.structures import patchify
 
 
 def test_dino_same_crop_pairing_equals_hand_computation():
     torch.manual_seed(0)
     C, B, K = 3, 4, 7
     s, t = torch.randn(C, B, K), torch.randn(C, B, K)
-    loss_fn = DINOClsLoss(K, student_temp=0.1, center_momentum=0.9)
+    loss_fn = DINOClsLoss(K, student_temp=0.1, teacher_temp=0.04, center_momentum=0.9)
     loss_fn.center.copy_(torch.randn(1, K))
-    q = loss_fn.teacher_targets(t, teacher_temp=0.04)
+    q = loss_fn.teacher_targets(t)
     expect = 0.
     for c in range(C):
         for b in range(B):
@@ -21,12 +22,13 @@ def test_dino_same_crop_pairing_equals_hand_computation():
     expect /= C * B
     assert torch.allclose(q.sum(-1), torch.ones(C, B))
     assert abs(loss_fn(s, q).item() - expect) < 1e-4
+    assert abs(loss_fn.per_row(s, q).mean().item() - expect) < 1e-4
 
 
 def test_dino_cross_pairing_skips_same_index():
     torch.manual_seed(1)
     s, q = torch.randn(4, 2, 5), torch.softmax(torch.randn(2, 2, 5), -1)
-    loss = DINOClsLoss(5, pairing='cross')(s, q)
+    loss = DINOClsLoss(5).forward_cross(s, q)
     logp = torch.log_softmax(s / 0.1, -1)
     terms = [-(q[j] * logp[i]).sum(-1).mean() for i in range(4) for j in range(2) if i != j]
     assert torch.allclose(loss, torch.stack(terms).mean())

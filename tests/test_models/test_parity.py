@@ -12,7 +12,7 @@ import torch
 from mmengine.logging import MessageHub
 from mmengine.optim import OptimWrapper
 
-from pera_mm.datasets.transforms.disjoint_mask_generator import MASK_L, MASK_S, MASK_T
+from pera_mm.structures import MASK_L, MASK_S, MASK_T
 from pera_mm.models import PerA
 from pera_mm.utils.checkpoint_convert import convert_official_to_pera as convert_official_state_dict
 
@@ -63,7 +63,7 @@ def build_model(rec):
         pixel_loss=dict(type='PixelMSELoss', loss_weight=hp['mae_w'],
                         reduction='patch_sum'),
         koleo_loss=dict(type='KoLeoLoss', loss_weight=hp['koleo_w']),
-        koleo_on='head', koleo_crop_reduction='sum', pixel_target='student')
+        koleo_crop_reduction='sum', pixel_target='student')
 
 
 @pytest.fixture(scope='module')

@@ -1,62 +1,28 @@
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.dataset import default_collate
-from mmpretrain.registry import MODELS, TRANSFORMS
+from mmpretrain.registry import MODELS
 
-import pera_mm  # noqa: F401
+from pera_mm.testing import build_small_model, synthetic_batch
 
 REPO = Path(__file__).resolve().parents[2]
 PERA_CONFIGS = sorted((REPO / 'configs/pera').rglob('*.py'))
-TINY = dict(embed_dims=64, num_layers=4, num_heads=2, feedforward_channels=128)
+BASE = REPO / 'configs/pera/pera_vit-base-p16_8xb24-200e_rsrsd-448px.py'
 
 
-def shrink(cfg, K=256):
-    """Same algorithm and pipeline as the config, on a tiny ViT and small crops."""
-    m = cfg.model
-    m.backbone.update(arch=TINY, img_size=64, with_cp=False)
-    m.projector.update(in_channels=64, out_channels=K, hidden_channels=96,
-                       bottleneck_channels=32)
-    m.cls_loss.update(out_channels=K)
-    if m.get('predictor'):
-        m.predictor.update(in_channels=64, hidden_channels=96, bottleneck_channels=32)
-    if m.get('patch_loss'):
-        m.patch_loss.update(out_channels=K)
-    pipeline = []
-    for t in cfg.train_dataloader.dataset.pipeline[1:]:  # skip file loading
-        t = dict(t)
-        if t['type'] == 'PerAMultiCropViews':
-            t.update(global_crop_size=64, local_crop_size=32, num_local_crops=2)
-        pipeline.append(TRANSFORMS.build(t))
-    return MODELS.build(m), pipeline
+def make_batch(transforms, B=4, seed=0):
+    return synthetic_batch(transforms, B, 96, seed)
 
 
-def make_batch(pipeline, B=4, seed=0):
-    rng = np.random.RandomState(seed)
-    samples = []
-    for _ in range(B):
-        results = dict(img=rng.randint(0, 255, (96, 96, 3), dtype=np.uint8), img_path='x.png')
-        for t in pipeline:
-            results = t(results)
-        samples.append(results)
-    return default_collate(samples)
-
-
-def build(config='pera_vit-base-p16_8xb24-200e_rsrsd-448px.py'):
-    torch.manual_seed(0)
-    np.random.seed(0)
-    cfg = Config.fromfile(REPO / 'configs/pera' / config)
-    model, pipeline = shrink(cfg)
-    model.init_weights()
-    return model, pipeline
+def build(config=BASE):
+    return build_small_model(config)
 
 
 @pytest.mark.parametrize('config', PERA_CONFIGS, ids=lambda p: p.stem)
 def test_every_config_builds_and_trains_one_step(config):
-    model, pipeline = build(config.relative_to(REPO / 'configs/pera'))
+    model, pipeline = build(config)
     data = model.data_preprocessor(make_batch(pipeline), training=True)
     losses = model(**data, mode='loss')
     total = sum(v for k, v in losses.items() if 'loss' in k)
@@ -124,8 +90,8 @@ def test_tensor_mode_returns_teacher_features():
 
 
 def test_invalid_options_raise():
-    cfg = Config.fromfile(REPO / 'configs/pera/pera_vit-base-p16_8xb24-200e_rsrsd-448px.py')
-    for key, value in (('koleo_on', 'neck'), ('pixel_target', 'raw')):
+    cfg = Config.fromfile(BASE)
+    for key, value in (('koleo_crop_reduction', 'max'), ('pixel_target', 'raw')):
         bad = cfg.model.copy()
         bad[key] = value
         with pytest.raises(ValueError, match=key):

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from pera_mm.models.backbones import PerAViT
-from pera_mm.models.backbones.pera_vit import gather_tokens
+from pera_mm.structures import gather_tokens
 from pera_mm.models.utils import Block, resize_pos_embed
 
 ARCH = dict(embed_dims=64, num_layers=4, num_heads=2, feedforward_channels=128)

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from mmengine.config import Config
 
-from pera_mm.datasets import generate_demo_dataset
+from pera_mm.utils import generate_demo_dataset
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / 'configs/pera/pera_vit-tiny-p16_1xb32-20e_demo-96px.py'

@@ -10,7 +10,7 @@ from mmengine.runner import Runner
 from mmpretrain.registry import HOOKS
 
 import pera_mm  # noqa: F401
-from pera_mm.datasets import generate_demo_dataset
+from pera_mm.utils import generate_demo_dataset
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / 'configs/pera/pera_vit-tiny-p16_1xb32-20e_demo-96px.py'

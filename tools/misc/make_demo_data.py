@@ -7,7 +7,7 @@ Example::
 """
 import argparse
 
-from pera_mm.datasets.demo_data import generate_demo_dataset
+from pera_mm.utils.scene_generator import generate_demo_dataset
 
 
 def parse_args(argv=None):

@@ -21,11 +21,17 @@ param_scheduler = [
 
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
 
+# The hook list is stated here once and takes no arguments: each hook reads its
+# settings from the dict field named below, which a child config overrides key
+# by key (MMEngine merges dicts but replaces lists whole).
+teacher_ema = dict(momentum=0.992, end_momentum=1.0)  # TeacherEMAHook
+teacher_temp = dict(start_temp=0.03, end_temp=0.05, warmup_epochs=30)  # TeacherTemperatureHook
+collapse_monitor = dict(max_cls_cosine=0.6, min_cls_erank=2.0, window=20)  # CollapseMonitorHook
 custom_hooks = [
-    dict(type='TeacherEMAHook', momentum=0.992, end_momentum=1.0),
-    dict(type='TeacherTemperatureHook', start_temp=0.03, end_temp=0.05, warmup_epochs=30),
+    dict(type='TeacherEMAHook'),
+    dict(type='TeacherTemperatureHook'),
     dict(type='CenterUpdateHook'),
-    dict(type='CollapseMonitorHook', max_cls_cosine=0.6, min_cls_erank=2.0, window=20),
+    dict(type='CollapseMonitorHook'),
     dict(type='SkippedImageReportHook'),
     dict(type='RandomStateHook'),
 ]

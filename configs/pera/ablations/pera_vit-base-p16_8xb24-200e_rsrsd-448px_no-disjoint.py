@@ -7,6 +7,6 @@ train_dataloader = dict(dataset=dict(pipeline=[
     dict(type='LoadRGBImageFromFile'),
     dict(type='PerAMultiCropViews', global_crop_size=448, local_crop_size=96,
          num_global_crops=2, num_local_crops=8),
-    dict(type='DisjointMaskGenerator', patch_size=16, mode='full'),
+    dict(type='DisjointMaskGenerator', patch_size={{_base_.patch_size}}, mode='full'),
     dict(type='PackInputs', algorithm_keys=['global_masks', 'local_masks'], meta_keys=['img_path']),
 ]))

@@ -9,12 +9,8 @@ from mmcv.transforms import BaseTransform
 
 from mmpretrain.registry import TRANSFORMS
 
-#: The student sees this patch.
-MASK_S = 1
-#: The student gets a learnable mask token at this patch (pixel target).
-MASK_L = 2
-#: The teacher sees this patch.
-MASK_T = 4
+from ...structures import MASK_L, MASK_S, MASK_T
+
 
 _MODES = ('disjoint', 'full', 'block')
 

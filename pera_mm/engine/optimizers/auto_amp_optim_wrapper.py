@@ -11,21 +11,14 @@ from typing import Union
 
 import torch
 import torch.nn as nn
-from mmengine.device import (is_cuda_available, is_mlu_available,
-                             is_musa_available, is_npu_available)
 from mmengine.logging import print_log
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
 
+from ...utils.device import amp_device_available
 from .sharded_clip_grad import sharded_clip_grad_norm_
 
 _logged_choices = set()
-
-
-def amp_device_available() -> bool:
-    """Whether a device ``AmpOptimWrapper`` supports is present."""
-    return (is_cuda_available() or is_npu_available() or is_mlu_available()
-            or is_musa_available())
 
 
 def _check_amp_args(loss_scale, dtype) -> None:

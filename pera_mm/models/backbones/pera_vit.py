@@ -6,6 +6,7 @@ from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 from torch.utils.checkpoint import checkpoint
 
+from ...structures import gather_tokens
 from ..utils import Block, infer_square_grid, resize_pos_embed
 
 
@@ -16,11 +17,6 @@ def _call_block(block, x):
     share a compiled closure over the original's blocks.
     """
     return block(x)
-
-
-def gather_tokens(x, idx):
-    """Pick tokens ``x[n, idx[n, k]]``: (N, L, C) x (N, K) -> (N, K, C)."""
-    return torch.gather(x, 1, idx.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
 
 
 @MODELS.register_module()
@@ -100,7 +96,7 @@ class PerAViT(BaseModule):
                              f'patch_size {patch_size}')
         if out_type not in self.OUT_TYPES:
             raise ValueError(f'PerAViT: out_type must be one of {self.OUT_TYPES}, got {out_type!r}')
-        self.img_size, self.patch_size = img_size, patch_size
+        self.img_size, self.patch_size, self.in_channels = img_size, patch_size, in_channels
         self.grid_size = (img_size[0] // patch_size, img_size[1] // patch_size)
         self.mask_token_layer = (self.num_layers // 2 if mask_token_layer is None
                                  else mask_token_layer)
@@ -173,7 +169,12 @@ class PerAViT(BaseModule):
                                 offset=self.interpolate_offset)
 
     def embed(self, x):
-        """Patch-embed and add positions on the full grid: returns (cls, patches)."""
+        """Patch-embed and add positions on the full grid.
+
+        Returns:
+            tuple: cls token (N, 1, C), patch tokens (N, L, C) and the patch
+            position embeddings (1, L, C) that were added to them.
+        """
         if x.shape[-2] % self.patch_size or x.shape[-1] % self.patch_size:
             raise ValueError(f'PerAViT: input size {tuple(x.shape[-2:])} is not divisible by '
                              f'patch_size {self.patch_size}')

@@ -1,8 +1,14 @@
+# Copyright (c) pera-mm contributors. All rights reserved.
+"""DINO projection head with weight-normalised prototypes."""
+from typing import Callable, Optional
+
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
+from ...utils.errors import PeraConfigError
 from ..utils import WeightNormLinear
 
 
@@ -10,16 +16,28 @@ from ..utils import WeightNormLinear
 class PerADINOHead(BaseModule):
     """DINO projection head: MLP -> L2 normalisation -> weight-normalised prototypes.
 
-    ``mlp`` is ``num_layers`` linear layers (GELU between) from ``in_channels``
-    through ``hidden_channels`` to ``bottleneck_channels``; the normalised
-    bottleneck feeds a bias-free :class:`WeightNormLinear` to ``out_channels``.
+    Args:
+        in_channels (int): input width; PerA fills in its backbone's width.
+        out_channels (int): prototypes K. Defaults to 65536.
+        hidden_channels (int): width of the hidden MLP layers. Defaults to 2048.
+        bottleneck_channels (int): width of the normalised bottleneck that feeds
+            the bias-free :class:`WeightNormLinear`. Defaults to 384.
+        num_layers (int): linear layers of the MLP (GELU between). Defaults to 3.
+        init_cfg (dict, optional): MMEngine initialisation config.
     """
 
-    def __init__(self, in_channels, out_channels=65536, hidden_channels=2048,
-                 bottleneck_channels=384, num_layers=3, init_cfg=None):
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int = 65536,
+                 hidden_channels: int = 2048,
+                 bottleneck_channels: int = 384,
+                 num_layers: int = 3,
+                 init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         if num_layers < 1:
-            raise ValueError(f'PerADINOHead: num_layers must be >= 1, got {num_layers}')
+            raise PeraConfigError(f'{type(self).__name__}: num_layers must be >= 1, '
+                                  f'got {num_layers}')
+        self.out_channels = out_channels
         dims = [in_channels] + [hidden_channels] * (num_layers - 1) + [bottleneck_channels]
         layers = []
         for i in range(num_layers):
@@ -30,17 +48,18 @@ class PerADINOHead(BaseModule):
         self.last_layer = WeightNormLinear(bottleneck_channels, out_channels)
 
     def init_weights(self):
+        """Truncated-normal MLP weights, zero biases (the prototypes init themselves)."""
         super().init_weights()
         for m in self.mlp:
             if isinstance(m, nn.Linear):
                 nn.init.trunc_normal_(m.weight, std=0.02)
                 nn.init.zeros_(m.bias)
 
-    def bottleneck(self, x):
+    def bottleneck(self, x: torch.Tensor) -> torch.Tensor:
         """The L2-normalised bottleneck features that feed the prototype layer."""
         return F.normalize(self.mlp(x), dim=-1)
 
-    def forward(self, x, then=None):
+    def forward(self, x: torch.Tensor, then: Optional[Callable] = None):
         """Prototype logits; or ``then(bottleneck, prototype_weight)``.
 
         ``then`` runs a computation that needs the prototype matrix itself (the

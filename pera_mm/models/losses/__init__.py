@@ -1,5 +1,5 @@
 from .dino_cls_loss import DINOClsLoss
 from .koleo_loss import KoLeoLoss
-from .pixel_mse_loss import PixelMSELoss, patchify
+from .pixel_mse_loss import PixelMSELoss
 
-__all__ = ['DINOClsLoss', 'KoLeoLoss', 'PixelMSELoss', 'patchify']
+__all__ = ['DINOClsLoss', 'KoLeoLoss', 'PixelMSELoss']

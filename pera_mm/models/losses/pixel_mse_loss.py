@@ -2,16 +2,6 @@ import torch.nn as nn
 from mmpretrain.registry import MODELS
 
 
-def patchify(imgs, patch_size):
-    """(N, C, H, W) -> (N, h*w, p*p*C), channel-last inside each patch, raster order."""
-    N, C, H, W = imgs.shape
-    p = patch_size
-    if H % p or W % p:
-        raise ValueError(f'patchify: image size {(H, W)} is not divisible by patch_size {p}')
-    x = imgs.reshape(N, C, H // p, p, W // p, p).permute(0, 2, 4, 3, 5, 1)
-    return x.reshape(N, (H // p) * (W // p), p * p * C)
-
-
 @MODELS.register_module()
 class PixelMSELoss(nn.Module):
     """Squared error between predicted and target patch pixels.

@@ -1,3 +1,4 @@
+from .dinov2_baseline import DINOv2Baseline
 from .pera import PerA
 
-__all__ = ['PerA']
+__all__ = ['PerA', 'DINOv2Baseline']

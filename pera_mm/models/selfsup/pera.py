@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from mmpretrain.models.selfsup import BaseSelfSupervisor
 from mmpretrain.registry import MODELS
 
-from ...structures import MASK_L, MASK_S, MASK_T, gather_tokens, patchify
+from ...structures import MASK_L, MASK_S, MASK_T, flag_indices, gather_tokens, patchify
 from ...utils.errors import PeraConfigError, PeraDataError
 
 
@@ -32,20 +32,8 @@ def derive_dims(cfg: Optional[dict], name: str, **derived) -> Optional[dict]:
 
 
 def flag_index_sets(masks: torch.Tensor, field: str, **flags) -> Dict[str, torch.Tensor]:
-    """Ascending patch indices (N, K) per row for each named flag of a mask batch.
-
-    Run on the CPU masks from the data pipeline, so the count check and the
-    ``nonzero`` below never wait on an accelerator.
-    """
-    out = {}
-    for name, flag in flags.items():
-        hit = (masks & flag) != 0
-        counts = hit.sum(1).unique()  # no .item(): nothing reads a scalar back
-        if counts.numel() > 1:
-            raise PeraDataError(f'{field}: rows select different numbers of {name} patches '
-                                f'({counts.tolist()}); sparse paths need equal counts')
-        out[name] = hit.nonzero()[:, 1].view(masks.shape[0], -1)
-    return out
+    """``{name: flag_indices(masks, flag)}`` for each named flag of a mask batch."""
+    return {name: flag_indices(masks, flag, field) for name, flag in flags.items()}
 
 
 @MODELS.register_module()

@@ -1,4 +1,5 @@
 """pera-mm: PerA remote-sensing pretraining for the OpenMMLab ecosystem."""
+
 import re
 from pathlib import Path
 
@@ -20,8 +21,8 @@ def read_requirements(name):
 setup(
     name='pera-mm',
     version=read_version(),
-    description='PerA foundation-model pretraining and cross-scale spatial '
-    'affinity for MMEngine, MMPretrain, MMSegmentation, MMDetection and Open-CD',
+    description='PerA self-supervised pretraining of remote-sensing ViT backbones '
+    'as an OpenMMLab (MMEngine / MMPretrain) plugin',
     long_description=(HERE / 'README.md').read_text(encoding='utf-8'),
     long_description_content_type='text/markdown',
     packages=find_packages(exclude=('configs', 'tools', 'tests', 'benchmarks')),
@@ -30,8 +31,8 @@ setup(
     extras_require={
         'mim': read_requirements('mminstall.txt'),
         'tests': read_requirements('tests.txt'),
-        'optional': read_requirements('optional.txt'),
+        'lint': read_requirements('lint.txt'),
     },
-    license='Apache License 2.0',
+    license='Apache-2.0',
     zip_safe=False,
 )

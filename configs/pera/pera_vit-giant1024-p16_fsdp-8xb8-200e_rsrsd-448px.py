@@ -10,12 +10,14 @@ the prototype layer in chunks of 16384 (no (rows, K) logits). Checkpoints are fu
 FSDP. Memory model for a 40 GB A100: ``python benchmarks/memory_model.py``.
 Launch with tools/dist_train.sh.
 """
+
 _base_ = ['./pera_vit-large-p16_8xb16-200e_rsrsd-448px.py']
 
 model = dict(
     backbone=dict(arch='giant-1024', with_cp=True),
     projector=dict(out_channels=131072),
-    cls_loss=dict(chunk_size=16384))
+    cls_loss=dict(chunk_size=16384),
+)
 train_dataloader = dict(batch_size=8)
 optim_wrapper = dict(use_fsdp=True)
 
@@ -23,6 +25,5 @@ runner_type = 'FlexibleRunner'
 strategy = dict(
     type='FSDPStrategy',
     state_dict_cfg='full',
-    model_wrapper=dict(
-        auto_wrap_policy=dict(type='pera_fsdp_wrap_policy'),
-        use_orig_params=True))
+    model_wrapper=dict(auto_wrap_policy=dict(type='pera_fsdp_wrap_policy'), use_orig_params=True),
+)

@@ -1,4 +1,5 @@
 """PerA ViT-L/16 at 448 px: EMA 0.998 -> 1, teacher temperature 0.02 -> 0.03."""
+
 _base_ = ['./pera_vit-base-p16_8xb24-200e_rsrsd-448px.py']
 
 model = dict(backbone=dict(arch='large', drop_path_rate=0.3))

@@ -18,6 +18,7 @@ trained teacher vs 34.7% at random init for k=5 (k=1: 39.3 vs 32.3; k=10:
 39.0 vs 32.3; chance 3.3%), with the mean pairwise cosine 0.40 (random init
 0.31).
 """
+
 _base_ = ['./pera_vit-tiny-p16_1xb32-20e_demo-96px.py']
 
 data_root = '../shared/data/AID_150px/AID'

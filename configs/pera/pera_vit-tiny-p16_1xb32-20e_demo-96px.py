@@ -5,6 +5,7 @@ remote-sensing-like tiles made by this repo). 96 px global / 48 px local crops
 (6x6 and 3x3 patch grids), 2 global + 4 local pairs, a small prototype layer.
 The teacher temperature warms up over the first half of the 20 epochs.
 """
+
 _base_ = [
     '../_base_/models/pera_vit-tiny-p16.py',
     '../_base_/datasets/pera_rsrsd-448px.py',
@@ -16,8 +17,8 @@ warmup_epochs = 5
 data_root = 'data/pera_demo'
 
 model = dict(
-    data_preprocessor={{_base_.data_preprocessor}},
-    backbone=dict(patch_size={{_base_.patch_size}}))
+    data_preprocessor={{_base_.data_preprocessor}}, backbone=dict(patch_size={{_base_.patch_size}})
+)
 
 train_dataloader = dict(
     batch_size=32,
@@ -28,21 +29,46 @@ train_dataloader = dict(
         data_root=data_root,
         pipeline=[
             dict(type='LoadRGBImageFromFile'),
-            dict(type='PerAMultiCropViews', global_crop_size=96, local_crop_size=48,
-                 num_global_crops=2, num_local_crops=4, global_crop_scale=(0.4, 1.0),
-                 local_crop_scale=(0.1, 0.4)),
-            dict(type='DisjointMaskGenerator', patch_size={{_base_.patch_size}},
-                 mask_ratios=(0.2, 0.2, 0.6)),
-            dict(type='PackInputs', algorithm_keys=['global_masks', 'local_masks'],
-                 meta_keys=['img_path']),
-        ]))
+            dict(
+                type='PerAMultiCropViews',
+                global_crop_size=96,
+                local_crop_size=48,
+                num_global_crops=2,
+                num_local_crops=4,
+                global_crop_scale=(0.4, 1.0),
+                local_crop_scale=(0.1, 0.4),
+            ),
+            dict(
+                type='DisjointMaskGenerator',
+                patch_size={{_base_.patch_size}},
+                mask_ratios=(0.2, 0.2, 0.6),
+            ),
+            dict(
+                type='PackInputs',
+                algorithm_keys=['global_masks', 'local_masks'],
+                meta_keys=['img_path'],
+            ),
+        ],
+    ),
+)
 
 optim_wrapper = dict(optimizer=dict(lr=5e-4))
 param_scheduler = [
-    dict(type='WarmupCosineParamScheduler', param_name='lr', final_value=1e-6,
-         warmup=warmup_epochs, by_epoch=True, convert_to_iter_based=True),
-    dict(type='WarmupCosineParamScheduler', param_name='weight_decay', final_value=0.2,
-         by_epoch=True, convert_to_iter_based=True),
+    dict(
+        type='WarmupCosineParamScheduler',
+        param_name='lr',
+        final_value=1e-6,
+        warmup=warmup_epochs,
+        by_epoch=True,
+        convert_to_iter_based=True,
+    ),
+    dict(
+        type='WarmupCosineParamScheduler',
+        param_name='weight_decay',
+        final_value=0.2,
+        by_epoch=True,
+        convert_to_iter_based=True,
+    ),
 ]
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
 teacher_temp = dict(start_temp=0.04, end_temp=0.05, warmup_epochs=10)

@@ -5,6 +5,7 @@ A mask is an integer map over a crop's patch grid (raster order); each entry
 ORs the flags below. Transforms write them, algorithms read them, so they live
 here rather than in either side.
 """
+
 import torch
 
 from ..utils.errors import PeraDataError
@@ -34,6 +35,8 @@ def flag_indices(masks: torch.Tensor, flag: int, field: str = 'masks') -> torch.
     hit = (masks & flag) != 0
     counts = hit.sum(1).unique()
     if counts.numel() > 1:
-        raise PeraDataError(f'{field}: rows select different numbers of patches with flag '
-                            f'{flag} ({counts.tolist()}); sparse paths need equal counts')
+        raise PeraDataError(
+            f'{field}: rows select different numbers of patches with flag '
+            f'{flag} ({counts.tolist()}); sparse paths need equal counts'
+        )
     return hit.nonzero()[:, 1].view(masks.shape[0], -1)

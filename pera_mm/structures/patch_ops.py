@@ -1,5 +1,6 @@
 # Copyright (c) pera-mm contributors. All rights reserved.
 """Token and patch helpers shared by models, heads, losses and tools."""
+
 import torch
 
 

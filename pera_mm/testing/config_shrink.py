@@ -6,6 +6,7 @@ a few prototypes". Dimensions that a config derives (head widths from the
 backbone, loss widths from the head) are left to the model; only what sets the
 size is changed.
 """
+
 import copy
 from typing import List, Optional, Sequence, Union
 
@@ -13,13 +14,15 @@ import numpy as np
 from mmengine.dataset import default_collate
 
 
-def shrink_model_config(model: dict,
-                        arch: Union[str, dict],
-                        img_size: int,
-                        prototypes: int,
-                        hidden_channels: Optional[int] = None,
-                        bottleneck_channels: Optional[int] = None,
-                        **backbone_overrides) -> dict:
+def shrink_model_config(
+    model: dict,
+    arch: Union[str, dict],
+    img_size: int,
+    prototypes: int,
+    hidden_channels: Optional[int] = None,
+    bottleneck_channels: Optional[int] = None,
+    **backbone_overrides,
+) -> dict:
     """A copy of a PerA-family ``model`` config with a smaller ViT and heads.
 
     Args:
@@ -35,8 +38,9 @@ def shrink_model_config(model: dict,
         dict: the shrunk config; build it with MMPretrain's ``MODELS``.
     """
     m = copy.deepcopy(dict(model))
-    m['backbone'] = dict(m['backbone'], arch=arch, img_size=img_size, with_cp=False,
-                         **backbone_overrides)
+    m['backbone'] = dict(
+        m['backbone'], arch=arch, img_size=img_size, with_cp=False, **backbone_overrides
+    )
     heads = dict()
     if hidden_channels is not None:
         heads['hidden_channels'] = hidden_channels
@@ -54,11 +58,13 @@ def shrink_model_config(model: dict,
     return m
 
 
-def shrink_pipeline(pipeline: Sequence[dict],
-                    global_crop_size: int,
-                    local_crop_size: int,
-                    num_local_crops: int,
-                    mask_ratios: Optional[Sequence[float]] = None) -> List[dict]:
+def shrink_pipeline(
+    pipeline: Sequence[dict],
+    global_crop_size: int,
+    local_crop_size: int,
+    num_local_crops: int,
+    mask_ratios: Optional[Sequence[float]] = None,
+) -> List[dict]:
     """The config's transforms after file loading, at smaller crops.
 
     Args:
@@ -77,10 +83,16 @@ def shrink_pipeline(pipeline: Sequence[dict],
     for t in pipeline[1:]:  # in-memory images: no file loading
         t = dict(t)
         if t['type'] == 'PerAMultiCropViews':
-            t.update(global_crop_size=global_crop_size, local_crop_size=local_crop_size,
-                     num_local_crops=num_local_crops)
-        if (mask_ratios is not None and t['type'] == 'DisjointMaskGenerator'
-                and t.get('mode', 'disjoint') == 'disjoint'):
+            t.update(
+                global_crop_size=global_crop_size,
+                local_crop_size=local_crop_size,
+                num_local_crops=num_local_crops,
+            )
+        if (
+            mask_ratios is not None
+            and t['type'] == 'DisjointMaskGenerator'
+            and t.get('mode', 'disjoint') == 'disjoint'
+        ):
             t['mask_ratios'] = tuple(mask_ratios)
         out.append(t)
     return out
@@ -103,9 +115,12 @@ def synthetic_batch(transforms: Sequence, batch_size: int, side: int, seed: int 
     rng = np.random.RandomState(seed)
     samples = []
     for i in range(batch_size):
-        results = dict(img=rng.randint(0, 256, (side, side, 3), dtype=np.uint8),
-                       img_path=f'synthetic_{i}.png', img_shape=(side, side),
-                       ori_shape=(side, side))
+        results = dict(
+            img=rng.randint(0, 256, (side, side, 3), dtype=np.uint8),
+            img_path=f'synthetic_{i}.png',
+            img_shape=(side, side),
+            ori_shape=(side, side),
+        )
         for t in transforms:
             results = t(results)
         samples.append(results)
@@ -138,9 +153,14 @@ def build_small_model(config, prototypes: int = 256, seed: int = 0):
     torch.manual_seed(seed)
     np.random.seed(seed)
     cfg = Config.fromfile(config)
-    model = MODELS.build(shrink_model_config(cfg.model, TINY_ARCH, 64, prototypes,
-                                             hidden_channels=96, bottleneck_channels=32))
+    model = MODELS.build(
+        shrink_model_config(
+            cfg.model, TINY_ARCH, 64, prototypes, hidden_channels=96, bottleneck_channels=32
+        )
+    )
     model.init_weights()
-    transforms = [TRANSFORMS.build(t) for t in shrink_pipeline(
-        cfg.train_dataloader.dataset.pipeline, 64, 32, 2)]
+    transforms = [
+        TRANSFORMS.build(t)
+        for t in shrink_pipeline(cfg.train_dataloader.dataset.pipeline, 64, 32, 2)
+    ]
     return model, transforms

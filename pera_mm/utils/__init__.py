@@ -1,16 +1,29 @@
 """Utilities shared by pera-mm's tools and modules."""
-from .checkpoint_convert import (CheckpointConvertError,
-                                 convert_official_to_pera, extract_backbone)
+
+from .checkpoint_convert import CheckpointConvertError, convert_official_to_pera, extract_backbone
 from .device import amp_device_available
-from .errors import (PeraConfigError, PeraDataError, PeraError,
-                     PeraFileNotFoundError, PeraTrainingStopped)
+from .errors import (
+    PeraConfigError,
+    PeraDataError,
+    PeraError,
+    PeraFileNotFoundError,
+    PeraTrainingStopped,
+)
 from .scene_generator import SCENE_TYPES, generate_demo_dataset
 from .torch_load_compat import mmengine_safe_globals, setup_torch_load_compat
 
 __all__ = [
-    'setup_torch_load_compat', 'mmengine_safe_globals',
-    'CheckpointConvertError', 'convert_official_to_pera', 'extract_backbone',
-    'amp_device_available', 'SCENE_TYPES', 'generate_demo_dataset',
-    'PeraError', 'PeraConfigError', 'PeraDataError', 'PeraFileNotFoundError',
-    'PeraTrainingStopped'
+    'setup_torch_load_compat',
+    'mmengine_safe_globals',
+    'CheckpointConvertError',
+    'convert_official_to_pera',
+    'extract_backbone',
+    'amp_device_available',
+    'SCENE_TYPES',
+    'generate_demo_dataset',
+    'PeraError',
+    'PeraConfigError',
+    'PeraDataError',
+    'PeraFileNotFoundError',
+    'PeraTrainingStopped',
 ]

@@ -10,28 +10,29 @@ filled in, helper variables dropped, and the old flag combination of the
 baseline mapped to ``DINOv2Baseline``. What is left must be equal, except for
 the differences listed in ``INTENDED``.
 """
+
 import copy
 import json
 import re
-from pathlib import Path
 
 import pytest
 from mmengine.config import Config
 
 from pera_mm.engine.hooks import CollapseMonitorHook, TeacherEMAHook, TeacherTemperatureHook
 from pera_mm.models.backbones.pera_vit import PerAViT
+from pera_mm.testing import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[2]
-GOLDEN = json.loads((REPO / 'tests/data/golden_configs_90204a9.json').read_text())
-FIELD_HOOKS = {h.__name__: h for h in (TeacherEMAHook, TeacherTemperatureHook,
-                                       CollapseMonitorHook)}
+GOLDEN = json.loads((REPO_ROOT / 'tests/data/golden_configs_90204a9.json').read_text())
+FIELD_HOOKS = {h.__name__: h for h in (TeacherEMAHook, TeacherTemperatureHook, CollapseMonitorHook)}
 HELPER_VARIABLES = ('view_cfg', 'mask_cfg', 'patch_size')
 
 # (config, dotted path inside the effective config) -> (old value, new value)
 INTENDED = {
     # the demo's temperature warm-up now fits its 20-epoch run
-    ('configs/pera/pera_vit-tiny-p16_1xb32-20e_demo-96px.py',
-     'hooks.TeacherTemperatureHook.warmup_epochs'): (30, 10),
+    (
+        'configs/pera/pera_vit-tiny-p16_1xb32-20e_demo-96px.py',
+        'hooks.TeacherTemperatureHook.warmup_epochs',
+    ): (30, 10),
 }
 
 
@@ -110,28 +111,35 @@ def _flat(obj, prefix=''):
 @pytest.mark.parametrize('config', sorted(GOLDEN))
 def test_config_keeps_its_meaning(config):
     old = _flat(effective(GOLDEN[config]))
-    new = _flat(effective(Config.fromfile(REPO / config).to_dict()))
+    new = _flat(effective(Config.fromfile(REPO_ROOT / config).to_dict()))
     missing = object()
-    diffs = {k: (old.get(k, missing), new.get(k, missing))
-             for k in sorted(set(old) | set(new)) if old.get(k, missing) != new.get(k, missing)}
+    diffs = {
+        k: (old.get(k, missing), new.get(k, missing))
+        for k in sorted(set(old) | set(new))
+        if old.get(k, missing) != new.get(k, missing)
+    }
     expected = {k[1]: v for k, v in INTENDED.items() if k[0] == config}
-    assert {k: tuple('<absent>' if x is missing else x for x in v)
-            for k, v in diffs.items()} == expected
+    assert {
+        k: tuple('<absent>' if x is missing else x for x in v) for k, v in diffs.items()
+    } == expected
 
 
 def test_every_shipped_config_is_in_the_snapshot():
-    shipped = {str(p.relative_to(REPO)) for p in (REPO / 'configs/pera').rglob('*.py')}
+    shipped = {str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / 'configs/pera').rglob('*.py')}
     assert shipped == set(GOLDEN)
 
 
 def test_patch_size_is_stated_once_per_config():
     for config in GOLDEN:
-        cfg = Config.fromfile(REPO / config)
+        cfg = Config.fromfile(REPO_ROOT / config)
         pipeline = cfg.train_dataloader.dataset.pipeline
         masks = [t for t in pipeline if t['type'] == 'DisjointMaskGenerator']
         assert masks[0]['patch_size'] == cfg.model.backbone.patch_size == cfg.patch_size
         assert 'patch_size' not in (cfg.model.get('predictor') or {})
     # the number itself appears in one file of the config tree
-    stating = [p for p in (REPO / 'configs').rglob('*.py')
-               if re.search(r'patch_size\s*=\s*\d', p.read_text())]
+    stating = [
+        p
+        for p in (REPO_ROOT / 'configs').rglob('*.py')
+        if re.search(r'patch_size\s*=\s*\d', p.read_text())
+    ]
     assert [p.name for p in stating] == ['pera_rsrsd-448px.py']

@@ -1,11 +1,13 @@
 # Copyright (c) pera-mm contributors. All rights reserved.
 """Hooks read unset arguments from their config field; explicit arguments win."""
+
 from types import SimpleNamespace
 
 import pytest
 from mmengine.config import Config
 
 from pera_mm.engine.hooks import CollapseMonitorHook, TeacherEMAHook, TeacherTemperatureHook
+from pera_mm.testing import REPO_ROOT
 from pera_mm.utils import PeraConfigError
 
 
@@ -16,9 +18,11 @@ def _runner(**fields):
 def test_fields_fill_unset_arguments():
     ema, temp, monitor = TeacherEMAHook(), TeacherTemperatureHook(), CollapseMonitorHook()
     assert (ema.momentum, temp.warmup_epochs, monitor.window) == (0.992, 30, 10)  # defaults
-    runner = _runner(teacher_ema=dict(momentum=0.998),
-                     teacher_temp=dict(start_temp=0.02, end_temp=0.03),
-                     collapse_monitor=dict(window=20))
+    runner = _runner(
+        teacher_ema=dict(momentum=0.998),
+        teacher_temp=dict(start_temp=0.02, end_temp=0.03),
+        collapse_monitor=dict(window=20),
+    )
     for hook in (ema, temp, monitor):
         hook.before_run(runner)
     assert (ema.momentum, ema.end_momentum) == (0.998, 1.0)
@@ -48,10 +52,8 @@ def test_unknown_or_invalid_field_values_fail_with_the_field_name():
 
 
 def test_shipped_configs_resolve_their_hook_settings():
-    from pathlib import Path
-    repo = Path(__file__).resolve().parents[2]
-    large = Config.fromfile(repo / 'configs/pera/pera_vit-large-p16_8xb16-200e_rsrsd-448px.py')
-    demo = Config.fromfile(repo / 'configs/pera/pera_vit-tiny-p16_1xb32-20e_demo-96px.py')
+    large = Config.fromfile(REPO_ROOT / 'configs/pera/pera_vit-large-p16_8xb16-200e_rsrsd-448px.py')
+    demo = Config.fromfile(REPO_ROOT / 'configs/pera/pera_vit-tiny-p16_1xb32-20e_demo-96px.py')
     ema, temp = TeacherEMAHook(), TeacherTemperatureHook()
     for hook in (ema, temp):
         hook.before_run(SimpleNamespace(cfg=large))

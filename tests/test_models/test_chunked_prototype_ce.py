@@ -1,4 +1,5 @@
 """The chunked prototype-layer loss equals the plain path (values and gradients)."""
+
 import copy
 from pathlib import Path
 
@@ -8,7 +9,6 @@ import torch.nn.functional as F
 
 from pera_mm.models.losses import DINOClsLoss
 from pera_mm.models.losses.chunked_prototype_ce import ChunkedPrototypeCrossEntropy
-
 from pera_mm.testing import build_small_model, synthetic_batch
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,7 +46,8 @@ def test_chunk_size_must_be_positive():
 def test_algorithm_with_chunked_loss_equals_plain_path():
     """Whole PerA step: losses, monitor values, gradients and the centre update."""
     plain, pipeline = build_small_model(
-        REPO / 'configs/pera/pera_vit-base-p16_8xb24-200e_rsrsd-448px.py')
+        REPO / 'configs/pera/pera_vit-base-p16_8xb24-200e_rsrsd-448px.py'
+    )
     chunked = copy.deepcopy(plain)
     chunked.cls_loss.chunk_size = 100  # 256 prototypes: chunks of 100, 100, 56
     data = plain.data_preprocessor(synthetic_batch(pipeline, 4, 96), training=True)

@@ -13,7 +13,7 @@ def test_dino_same_crop_pairing_equals_hand_computation():
     loss_fn = DINOClsLoss(K, student_temp=0.1, teacher_temp=0.04, center_momentum=0.9)
     loss_fn.center.copy_(torch.randn(1, K))
     q = loss_fn.teacher_targets(t)
-    expect = 0.
+    expect = 0.0
     for c in range(C):
         for b in range(B):
             tq = [math.exp((t[c, b, k] - loss_fn.center[0, k]) / 0.04) for k in range(K)]
@@ -50,7 +50,7 @@ def test_koleo_equals_brute_force_nearest_neighbour():
     torch.manual_seed(2)
     x = torch.randn(9, 6)
     n = [v / v.norm() for v in x]
-    expect = 0.
+    expect = 0.0
     for i in range(9):
         d = min((n[i] - n[j]).norm().item() for j in range(9) if j != i)
         expect += -math.log(d + 1e-8)

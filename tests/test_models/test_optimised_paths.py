@@ -4,6 +4,7 @@ The plain references here spend the compute the optimised paths avoid: explicit
 softmax attention instead of fused SDPA, the full patch grid with an attention
 mask instead of gathered sparse tokens, an eager block instead of a compiled one.
 """
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -46,8 +47,8 @@ def random_split(n_img, L, n_s, n_l, seed=0):
     g = torch.Generator().manual_seed(seed)
     perm = torch.stack([torch.randperm(L, generator=g) for _ in range(n_img)])
     s_idx = perm[:, :n_s].sort(1).values
-    l_idx = perm[:, n_s:n_s + n_l].sort(1).values
-    return s_idx, l_idx, perm[:, n_s + n_l:].sort(1).values
+    l_idx = perm[:, n_s : n_s + n_l].sort(1).values
+    return s_idx, l_idx, perm[:, n_s + n_l :].sort(1).values
 
 
 def test_fused_sdpa_attention_equals_explicit_softmax():
@@ -97,12 +98,12 @@ def test_student_mask_token_insertion_equals_masked_full_grid():
     visible = torch.zeros(2, 17, dtype=torch.bool)
     visible[:, 0] = True
     visible.scatter_(1, s_idx + 1, True)
-    for blk in vit.blocks[:vit.mask_token_layer]:
+    for blk in vit.blocks[: vit.mask_token_layer]:
         h = reference_block(blk, h, visible)
     l_mask = torch.zeros(2, 16, dtype=torch.bool).scatter_(1, l_idx, True)
     body = torch.where(l_mask[..., None], mask_token + pos, h[:, 1:])
     h = torch.cat([h[:, :1], body], 1)
-    for blk in vit.blocks[vit.mask_token_layer:]:
+    for blk in vit.blocks[vit.mask_token_layer :]:
         h = reference_block(blk, h, visible | F.pad(l_mask, (1, 0)))
     h = vit.norm(h)
     torch.testing.assert_close(cls_out, h[:, 0], **TOL)
@@ -121,8 +122,9 @@ def _student_and_teacher_step(vit, x, idx, mask_token):
     return [cls.detach(), l_out.detach(), teacher.detach(), dense.detach()], grads
 
 
-@pytest.mark.parametrize('compile_cfg', [dict(backend='aot_eager'), True],
-                         ids=['aot_eager', 'inductor'])
+@pytest.mark.parametrize(
+    'compile_cfg', [dict(backend='aot_eager'), True], ids=['aot_eager', 'inductor']
+)
 def test_compiled_blocks_equal_eager_blocks(compile_cfg):
     """torch.compile of the block calls: same outputs and gradients on every path
     (three sequence lengths, so the dynamic-shape graph is exercised), same

@@ -5,20 +5,17 @@ layout, the augmented views, the masks, and every expected quantity. Weights go
 through our converter for that layout; the step runs through our modules with the
 released-code settings and must match to 1e-5.
 """
-from pathlib import Path
 
 import pytest
 import torch
 from mmengine.logging import MessageHub
 from mmengine.optim import OptimWrapper
 
-from pera_mm.structures import MASK_L, MASK_S, MASK_T
 from pera_mm.models import PerA
+from pera_mm.structures import MASK_L, MASK_S, MASK_T
 from pera_mm.utils.checkpoint_convert import convert_official_to_pera as convert_official_state_dict
 
-PARITY = Path(__file__).resolve().parents[2].parent / 'shared/data/parity/pera_parity_v1.pt'
-pytestmark = pytest.mark.skipif(not PARITY.exists(),
-                                reason=f'parity record not found at {PARITY} (../shared absent)')
+pytestmark = pytest.mark.needs_shared
 TOL = 1e-5
 
 
@@ -33,8 +30,8 @@ def assert_close(actual, expected, what, tol=TOL):
 
 
 @pytest.fixture(scope='module')
-def record():
-    return torch.load(PARITY, weights_only=True)
+def record(shared_path):
+    return torch.load(shared_path('parity/pera_parity_v1.pt'), weights_only=True)
 
 
 def flags(masks):
@@ -47,23 +44,40 @@ def flags(masks):
 def build_model(rec):
     m, hp = rec['model'], rec['hparams']
     C = m['embed_dim']
-    head = dict(in_channels=C, hidden_channels=m['head_hidden'],
-                bottleneck_channels=m['head_bottleneck'], num_layers=m['head_layers'])
+    head = dict(
+        in_channels=C,
+        hidden_channels=m['head_hidden'],
+        bottleneck_channels=m['head_bottleneck'],
+        num_layers=m['head_layers'],
+    )
     return PerA(
-        backbone=dict(type='PerAViT',
-                      arch=dict(embed_dims=C, num_layers=m['depth'], num_heads=m['num_heads'],
-                                feedforward_channels=int(C * m['mlp_ratio'])),
-                      img_size=m['global_size'], patch_size=m['patch_size'],
-                      drop_path_rate=m['drop_path'], interpolate_offset=0.1),
+        backbone=dict(
+            type='PerAViT',
+            arch=dict(
+                embed_dims=C,
+                num_layers=m['depth'],
+                num_heads=m['num_heads'],
+                feedforward_channels=int(C * m['mlp_ratio']),
+            ),
+            img_size=m['global_size'],
+            patch_size=m['patch_size'],
+            drop_path_rate=m['drop_path'],
+            interpolate_offset=0.1,
+        ),
         projector=dict(type='PerADINOHead', out_channels=m['num_prototypes'], **head),
         predictor=dict(type='PixelPredictionHead', patch_size=m['patch_size'], **head),
-        cls_loss=dict(type='DINOClsLoss', out_channels=m['num_prototypes'],
-                      student_temp=hp['student_temp'], center_momentum=hp['center_momentum'],
-                      loss_weight=hp['dino_w']),
-        pixel_loss=dict(type='PixelMSELoss', loss_weight=hp['mae_w'],
-                        reduction='patch_sum'),
+        cls_loss=dict(
+            type='DINOClsLoss',
+            out_channels=m['num_prototypes'],
+            student_temp=hp['student_temp'],
+            center_momentum=hp['center_momentum'],
+            loss_weight=hp['dino_w'],
+        ),
+        pixel_loss=dict(type='PixelMSELoss', loss_weight=hp['mae_w'], reduction='patch_sum'),
         koleo_loss=dict(type='KoLeoLoss', loss_weight=hp['koleo_w']),
-        koleo_crop_reduction='sum', pixel_target='student')
+        koleo_crop_reduction='sum',
+        pixel_target='student',
+    )
 
 
 @pytest.fixture(scope='module')
@@ -80,6 +94,7 @@ def step(record):
     def keep(name):
         def hook(module, args, output):
             seen[name] = output.detach()  # returns None: the output is left as it is
+
         return hook
 
     model.projector.register_forward_hook(keep('student'))
@@ -95,16 +110,28 @@ def step(record):
     model.cls_loss.teacher_temp = hp['teacher_temp']
 
     inp, B = rec['inputs'], rec['model']['batch']
-    losses = model.loss_from_views(inp['S_global_crops'], inp['T_global_crops'],
-                                   inp['S_local_crops'], inp['T_local_crops'],
-                                   flags(rec['masks']['global']), flags(rec['masks']['local']), B)
+    losses = model.loss_from_views(
+        inp['S_global_crops'],
+        inp['T_global_crops'],
+        inp['S_local_crops'],
+        inp['T_local_crops'],
+        flags(rec['masks']['global']),
+        flags(rec['masks']['local']),
+        B,
+    )
     total = sum(v for k, v in losses.items() if k.startswith('loss'))
 
     params = [p for p in model.parameters() if p.requires_grad]
     optim = OptimWrapper(
-        torch.optim.AdamW(params, lr=hp['lr'], betas=hp['adamw_betas'], eps=hp['adamw_eps'],
-                          weight_decay=hp['weight_decay']),
-        clip_grad=dict(max_norm=hp['grad_clip']))
+        torch.optim.AdamW(
+            params,
+            lr=hp['lr'],
+            betas=hp['adamw_betas'],
+            eps=hp['adamw_eps'],
+            weight_decay=hp['weight_decay'],
+        ),
+        clip_grad=dict(max_norm=hp['grad_clip']),
+    )
     optim.message_hub = MessageHub.get_instance('pera-parity')
     optim.backward(total)
     grads = {k: p.grad.detach().clone() for k, p in model.named_parameters() if p.grad is not None}
@@ -112,8 +139,9 @@ def step(record):
     grad_norm = optim.message_hub.get_scalar('train/grad_norm').current()
     model.update_teacher(hp['teacher_momentum'])
     model.cls_loss.update_center()
-    return dict(model=model, losses=losses, total=total, seen=seen, grads=grads,
-                grad_norm=grad_norm)
+    return dict(
+        model=model, losses=losses, total=total, seen=seen, grads=grads, grad_norm=grad_norm
+    )
 
 
 def test_losses_match(record, step):
@@ -129,8 +157,9 @@ def test_losses_match(record, step):
         'mse_raw': (got['loss_pixel'] / hp['mae_w'], exp['mae_raw(x0.01)']),
     }
     for name, (actual, expected) in checks.items():
-        assert abs(actual.item() - float(expected)) <= TOL * abs(float(expected)), \
+        assert abs(actual.item() - float(expected)) <= TOL * abs(float(expected)), (
             f'{name}: {actual.item()} vs {float(expected)}'
+        )
 
 
 def test_head_outputs_and_targets_match(record, step):
@@ -141,8 +170,11 @@ def test_head_outputs_and_targets_match(record, step):
     assert_close(seen['teacher'][:nGB], t_out['global_cls_tokens'], 'teacher global head')
     assert_close(seen['teacher'][nGB:], t_out['local_cls_tokens'], 'teacher local head')
     assert_close(seen['pred'], s_out['global_pred_tokens'], 'pixel predictions')
-    assert_close(seen['targets'].view_as(record['teacher_targets']), record['teacher_targets'],
-                 'teacher targets (crop, sample, K)')
+    assert_close(
+        seen['targets'].view_as(record['teacher_targets']),
+        record['teacher_targets'],
+        'teacher targets (crop, sample, K)',
+    )
 
 
 def test_gradients_match(record, step):

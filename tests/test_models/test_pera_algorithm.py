@@ -55,7 +55,8 @@ def test_no_compute_on_dropped_tokens():
     for name, vit in (('student', model.backbone), ('teacher', model.teacher.backbone)):
         for blk in vit.blocks:
             blk.register_forward_pre_hook(
-                lambda m, args, name=name: lengths[name].append(args[0].shape[1]))
+                lambda m, args, name=name: lengths[name].append(args[0].shape[1])
+            )
     data = model.data_preprocessor(batch, training=True)
     model(**data, mode='loss')
     # 64 px / 16 -> 16 patches: s 3, l 3, t 10; local 32 px -> 4 patches: s 1, t 2
@@ -65,8 +66,9 @@ def test_no_compute_on_dropped_tokens():
 
 def test_teacher_starts_as_copy_and_follows_ema():
     model, _ = build()
-    for (k, t), s in zip(model.teacher.backbone.state_dict().items(),
-                         model.backbone.state_dict().values()):
+    for (k, t), s in zip(
+        model.teacher.backbone.state_dict().items(), model.backbone.state_dict().values()
+    ):
         assert torch.equal(t, s), k
     t0 = [p.clone() for p in model.teacher.parameters()]
     with torch.no_grad():

@@ -1,27 +1,34 @@
 # Copyright (c) pera-mm contributors. All rights reserved.
 """PerA checks its configuration once, with one-line errors, and never syncs for it."""
+
 import copy
-from pathlib import Path
 
 import pytest
 import torch
 from mmengine.config import Config
 from mmpretrain.registry import MODELS, TRANSFORMS
 
-from pera_mm.testing import (TINY_ARCH, build_small_model, shrink_model_config,
-                             shrink_pipeline, synthetic_batch)
+from pera_mm.testing import (
+    REPO_ROOT,
+    TINY_ARCH,
+    build_small_model,
+    shrink_model_config,
+    shrink_pipeline,
+    synthetic_batch,
+)
 from pera_mm.utils import PeraConfigError
 
-REPO = Path(__file__).resolve().parents[2]
-PERA = REPO / 'configs/pera/pera_vit-base-p16_8xb24-200e_rsrsd-448px.py'
-BASELINE = REPO / 'configs/pera/ablations/dinov2-baseline_vit-base-p16_8xb24-200e_rsrsd-448px.py'
-NO_DISJOINT = REPO / 'configs/pera/ablations/pera_vit-base-p16_8xb24-200e_rsrsd-448px_no-disjoint.py'
+CONFIGS = REPO_ROOT / 'configs/pera'
+PERA = CONFIGS / 'pera_vit-base-p16_8xb24-200e_rsrsd-448px.py'
+BASELINE = CONFIGS / 'ablations/dinov2-baseline_vit-base-p16_8xb24-200e_rsrsd-448px.py'
+NO_DISJOINT = CONFIGS / 'ablations/pera_vit-base-p16_8xb24-200e_rsrsd-448px_no-disjoint.py'
 
 
 def _model_and_transforms(config, side=64, mask_patch=None, **model_overrides):
     cfg = Config.fromfile(config)
-    model_cfg = shrink_model_config(cfg.model, TINY_ARCH, side, 64, hidden_channels=32,
-                                    bottleneck_channels=16)
+    model_cfg = shrink_model_config(
+        cfg.model, TINY_ARCH, side, 64, hidden_channels=32, bottleneck_channels=16
+    )
     model_cfg.update(model_overrides)
     pipeline = shrink_pipeline(cfg.train_dataloader.dataset.pipeline, side, side // 2, 2)
     if mask_patch is not None:
@@ -40,12 +47,15 @@ def _step(model, transforms, side=112):
 def test_mask_grid_must_match_the_backbone_patch_size():
     # 112 px crops: a 16-px mask generator draws 7x7 masks, a 14-px ViT has an 8x8 grid
     cfg = Config.fromfile(PERA)
-    model_cfg = shrink_model_config(cfg.model, TINY_ARCH, 112, 64, hidden_channels=32,
-                                    bottleneck_channels=16, patch_size=14)
+    model_cfg = shrink_model_config(
+        cfg.model, TINY_ARCH, 112, 64, hidden_channels=32, bottleneck_channels=16, patch_size=14
+    )
     model = MODELS.build(model_cfg)
-    transforms = [TRANSFORMS.build(t) for t in shrink_pipeline(
-        cfg.train_dataloader.dataset.pipeline, 112, 48, 2)]
-    with pytest.raises(PeraConfigError, match=r"global_masks: 49 patches .* 8x8 grid"):
+    transforms = [
+        TRANSFORMS.build(t)
+        for t in shrink_pipeline(cfg.train_dataloader.dataset.pipeline, 112, 48, 2)
+    ]
+    with pytest.raises(PeraConfigError, match=r'global_masks: 49 patches .* 8x8 grid'):
         _step(model, transforms)
 
 
@@ -53,8 +63,10 @@ def test_predictor_with_dense_views_is_an_error():
     # the no-disjoint ablation's masks have no l patches; a predictor would get no loss
     cfg = Config.fromfile(PERA)
     model, transforms = _model_and_transforms(
-        NO_DISJOINT, predictor=copy.deepcopy(dict(cfg.model.predictor)),
-        pixel_loss=dict(cfg.model.pixel_loss))
+        NO_DISJOINT,
+        predictor=copy.deepcopy(dict(cfg.model.predictor)),
+        pixel_loss=dict(cfg.model.pixel_loss),
+    )
     with pytest.raises(PeraConfigError, match='predictor is configured but the masks have no l'):
         _step(model, transforms, side=96)
 
@@ -107,15 +119,19 @@ def test_baseline_is_its_own_class_with_full_teacher_views():
     for name, vit in (('student', model.backbone), ('teacher', model.teacher.backbone)):
         for blk in vit.blocks:
             blk.register_forward_pre_hook(
-                lambda m, args, name=name: lengths[name].append(args[0].shape[1]))
+                lambda m, args, name=name: lengths[name].append(args[0].shape[1])
+            )
     data = model.data_preprocessor(synthetic_batch(transforms, 4, 96), training=True)
     losses = model(**data, mode='loss')
     # teacher: the two 64-px globals in full (1 + 16 tokens), no local crops;
     # student: full globals (mask tokens in place), then the 32-px locals whole (1 + 4)
     assert lengths['teacher'] == [17] * 4
     assert lengths['student'] == [17] * 4 + [5] * 4
-    assert set(k for k in losses if k.startswith('loss')) == {'loss_cls', 'loss_koleo',
-                                                               'loss_patch'}
+    assert set(k for k in losses if k.startswith('loss')) == {
+        'loss_cls',
+        'loss_koleo',
+        'loss_patch',
+    }
     sum(v for k, v in losses.items() if k.startswith('loss')).backward()
     assert model.mask_token.grad.abs().sum() > 0
 

@@ -1,16 +1,25 @@
 # Copyright (c) pera-mm contributors. All rights reserved.
 """The mask flags and patch helpers shared by the data pipeline and the models."""
+
 import pytest
 import torch
 
-from pera_mm.structures import (MASK_L, MASK_S, MASK_T, flag_indices, gather_tokens,
-                                patchify, unpatchify)
+from pera_mm.structures import (
+    MASK_L,
+    MASK_S,
+    MASK_T,
+    flag_indices,
+    gather_tokens,
+    patchify,
+    unpatchify,
+)
 from pera_mm.utils import PeraDataError
 
 
 def test_flag_indices_are_ascending_per_row():
-    masks = torch.tensor([[MASK_S, MASK_T, MASK_L, MASK_S | MASK_T],
-                          [MASK_T, MASK_S, MASK_S, MASK_L]])
+    masks = torch.tensor(
+        [[MASK_S, MASK_T, MASK_L, MASK_S | MASK_T], [MASK_T, MASK_S, MASK_S, MASK_L]]
+    )
     assert flag_indices(masks, MASK_S).tolist() == [[0, 3], [1, 2]]
     assert flag_indices(masks, MASK_L).tolist() == [[2], [3]]
 

@@ -14,7 +14,8 @@ data_preprocessor = dict(
     type='SelfSupDataPreprocessor',
     mean=[123.675, 116.28, 103.53],
     std=[58.395, 57.12, 57.375],
-    to_rgb=False)  # LoadRGBImageFromFile already yields RGB
+    to_rgb=False,
+)  # LoadRGBImageFromFile already yields RGB
 
 train_pipeline = [
     dict(type='LoadRGBImageFromFile'),
@@ -26,7 +27,8 @@ train_pipeline = [
         num_local_crops=8,
         global_crop_scale=(0.4, 1.0),
         local_crop_scale=(0.05, 0.4),
-        spatial_alignment=True),
+        spatial_alignment=True,
+    ),
     dict(type='DisjointMaskGenerator', patch_size=patch_size, mask_ratios=(0.2, 0.2, 0.6)),
     dict(type='PackInputs', algorithm_keys=['global_masks', 'local_masks'], meta_keys=['img_path']),
 ]
@@ -38,4 +40,5 @@ train_dataloader = dict(
     pin_memory=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     collate_fn=dict(type='default_collate'),
-    dataset=dict(type=dataset_type, data_root=data_root, pipeline=train_pipeline))
+    dataset=dict(type=dataset_type, data_root=data_root, pipeline=train_pipeline),
+)

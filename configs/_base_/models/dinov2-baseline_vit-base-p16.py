@@ -10,10 +10,13 @@ model = dict(
         drop_path_rate=0.3,
         drop_path_mode='subset',
         interpolate_offset=0.1,
-        mask_token_layer=0),
+        mask_token_layer=0,
+    ),
     projector=dict(
-        type='PerADINOHead', out_channels=65536, hidden_channels=2048, bottleneck_channels=384),
+        type='PerADINOHead', out_channels=65536, hidden_channels=2048, bottleneck_channels=384
+    ),
     cls_loss=dict(type='DINOClsLoss', student_temp=0.1, center_momentum=0.9, loss_weight=1.0),
     patch_loss=dict(type='DINOClsLoss', student_temp=0.1, center_momentum=0.9, loss_weight=1.0),
     koleo_loss=dict(type='KoLeoLoss', loss_weight=0.1),
-    koleo_crop_reduction='sum')
+    koleo_crop_reduction='sum',
+)

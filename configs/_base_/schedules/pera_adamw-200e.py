@@ -8,15 +8,28 @@ optim_wrapper = dict(
     type='AutoAmpOptimWrapper',
     dtype='bfloat16',
     optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999), eps=2e-5, weight_decay=0.04),
-    clip_grad=dict(max_norm=3.0))
+    clip_grad=dict(max_norm=3.0),
+)
 
 # `end` defaults to the train loop's max_epochs, so configs that only change the
 # length of training need not restate the schedulers.
 param_scheduler = [
-    dict(type='WarmupCosineParamScheduler', param_name='lr', final_value=1e-6,
-         warmup=warmup_epochs, start_factor=0., by_epoch=True, convert_to_iter_based=True),
-    dict(type='WarmupCosineParamScheduler', param_name='weight_decay', final_value=0.2,
-         by_epoch=True, convert_to_iter_based=True),
+    dict(
+        type='WarmupCosineParamScheduler',
+        param_name='lr',
+        final_value=1e-6,
+        warmup=warmup_epochs,
+        start_factor=0.0,
+        by_epoch=True,
+        convert_to_iter_based=True,
+    ),
+    dict(
+        type='WarmupCosineParamScheduler',
+        param_name='weight_decay',
+        final_value=0.2,
+        by_epoch=True,
+        convert_to_iter_based=True,
+    ),
 ]
 
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)

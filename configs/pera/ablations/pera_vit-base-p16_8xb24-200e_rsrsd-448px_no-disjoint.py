@@ -1,12 +1,26 @@
 """Ablation: no disjoint masks — student and teacher see every patch (aligned views,
 no pixel prediction). The paper's "DINOv2 + spatial alignment (no iBOT)" row."""
+
 _base_ = ['../pera_vit-base-p16_8xb24-200e_rsrsd-448px.py']
 
 model = dict(predictor=None, pixel_loss=None)
-train_dataloader = dict(dataset=dict(pipeline=[
-    dict(type='LoadRGBImageFromFile'),
-    dict(type='PerAMultiCropViews', global_crop_size=448, local_crop_size=96,
-         num_global_crops=2, num_local_crops=8),
-    dict(type='DisjointMaskGenerator', patch_size={{_base_.patch_size}}, mode='full'),
-    dict(type='PackInputs', algorithm_keys=['global_masks', 'local_masks'], meta_keys=['img_path']),
-]))
+train_dataloader = dict(
+    dataset=dict(
+        pipeline=[
+            dict(type='LoadRGBImageFromFile'),
+            dict(
+                type='PerAMultiCropViews',
+                global_crop_size=448,
+                local_crop_size=96,
+                num_global_crops=2,
+                num_local_crops=8,
+            ),
+            dict(type='DisjointMaskGenerator', patch_size={{_base_.patch_size}}, mode='full'),
+            dict(
+                type='PackInputs',
+                algorithm_keys=['global_masks', 'local_masks'],
+                meta_keys=['img_path'],
+            ),
+        ]
+    )
+)

@@ -1,5 +1,6 @@
 # Copyright (c) pera-mm contributors. All rights reserved.
 """A one-time warning when the teacher's logged statistics look collapsed."""
+
 from typing import Optional
 
 from mmpretrain.registry import HOOKS
@@ -30,14 +31,20 @@ class CollapseMonitorHook(ConfigFieldHook):
     cfg_field = 'collapse_monitor'
     defaults = dict(max_cls_cosine=0.6, min_cls_erank=2.0, window=10, start_iter=0)
 
-    def __init__(self,
-                 max_cls_cosine: Optional[float] = None,
-                 min_cls_erank: Optional[float] = None,
-                 window: Optional[int] = None,
-                 start_iter: Optional[int] = None):
+    def __init__(
+        self,
+        max_cls_cosine: Optional[float] = None,
+        min_cls_erank: Optional[float] = None,
+        window: Optional[int] = None,
+        start_iter: Optional[int] = None,
+    ):
         self.warned = set()
-        super().__init__(max_cls_cosine=max_cls_cosine, min_cls_erank=min_cls_erank,
-                         window=window, start_iter=start_iter)
+        super().__init__(
+            max_cls_cosine=max_cls_cosine,
+            min_cls_erank=min_cls_erank,
+            window=window,
+            start_iter=start_iter,
+        )
 
     def configure(self, max_cls_cosine, min_cls_erank, window, start_iter):
         """Store the thresholds."""
@@ -49,8 +56,10 @@ class CollapseMonitorHook(ConfigFieldHook):
         if runner.iter < self.start_iter:
             return
         hub = runner.message_hub
-        checks = (('monitor_cls_cosine', self.max_cls_cosine, 'above'),
-                  ('monitor_cls_erank', self.min_cls_erank, 'below'))
+        checks = (
+            ('monitor_cls_cosine', self.max_cls_cosine, 'above'),
+            ('monitor_cls_erank', self.min_cls_erank, 'below'),
+        )
         for key, limit, side in checks:
             name = f'train/{key}'
             if key in self.warned or name not in hub.log_scalars:
@@ -60,4 +69,5 @@ class CollapseMonitorHook(ConfigFieldHook):
                 self.warned.add(key)
                 runner.logger.warning(
                     f'possible collapse at iter {runner.iter + 1}: {key} = {value:.3f} is {side} '
-                    f'{limit} (mean of last {self.window} iterations)')
+                    f'{limit} (mean of last {self.window} iterations)'
+                )

@@ -1,5 +1,6 @@
 # Copyright (c) pera-mm contributors. All rights reserved.
 """Hooks whose unset arguments come from a top-level config field."""
+
 from typing import Any, Dict
 
 from mmengine.hooks import Hook
@@ -39,6 +40,8 @@ class ConfigFieldHook(Hook):
         from_cfg = dict(runner.cfg.get(self.cfg_field) or {})
         unknown = sorted(set(from_cfg) - set(self.defaults))
         if unknown:
-            raise PeraConfigError(f'{self.cfg_field}: unknown keys {unknown}; expected some of '
-                                  f'{sorted(self.defaults)}')
+            raise PeraConfigError(
+                f'{self.cfg_field}: unknown keys {unknown}; expected some of '
+                f'{sorted(self.defaults)}'
+            )
         self.configure(**{**self.defaults, **from_cfg, **self._given})

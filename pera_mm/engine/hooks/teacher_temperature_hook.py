@@ -1,5 +1,6 @@
 # Copyright (c) pera-mm contributors. All rights reserved.
 """Warm-up schedule of the teacher softmax temperature."""
+
 from typing import Optional, Sequence
 
 from mmpretrain.registry import HOOKS
@@ -31,20 +32,33 @@ class TeacherTemperatureHook(ConfigFieldHook):
     """
 
     cfg_field = 'teacher_temp'
-    defaults = dict(start_temp=0.03, end_temp=0.05, warmup_epochs=30, warmup_iters=None,
-                    loss_names=('cls_loss', 'patch_loss'))
+    defaults = dict(
+        start_temp=0.03,
+        end_temp=0.05,
+        warmup_epochs=30,
+        warmup_iters=None,
+        loss_names=('cls_loss', 'patch_loss'),
+    )
 
-    def __init__(self,
-                 start_temp: Optional[float] = None,
-                 end_temp: Optional[float] = None,
-                 warmup_epochs: Optional[float] = None,
-                 warmup_iters: Optional[int] = None,
-                 loss_names: Optional[Sequence[str]] = None):
+    def __init__(
+        self,
+        start_temp: Optional[float] = None,
+        end_temp: Optional[float] = None,
+        warmup_epochs: Optional[float] = None,
+        warmup_iters: Optional[int] = None,
+        loss_names: Optional[Sequence[str]] = None,
+    ):
         if warmup_epochs is not None and warmup_iters is not None:
-            raise PeraConfigError('TeacherTemperatureHook: give exactly one of warmup_epochs '
-                                  'or warmup_iters')
-        super().__init__(start_temp=start_temp, end_temp=end_temp, warmup_epochs=warmup_epochs,
-                         warmup_iters=warmup_iters, loss_names=loss_names)
+            raise PeraConfigError(
+                'TeacherTemperatureHook: give exactly one of warmup_epochs or warmup_iters'
+            )
+        super().__init__(
+            start_temp=start_temp,
+            end_temp=end_temp,
+            warmup_epochs=warmup_epochs,
+            warmup_iters=warmup_iters,
+            loss_names=loss_names,
+        )
 
     def configure(self, start_temp, end_temp, warmup_epochs, warmup_iters, loss_names):
         """Store the schedule; ``warmup_iters``, when set, replaces ``warmup_epochs``."""

@@ -1,5 +1,6 @@
 # Copyright (c) pera-mm contributors. All rights reserved.
 """DINO projection head with weight-normalised prototypes."""
+
 from typing import Callable, Optional
 
 import torch
@@ -26,17 +27,20 @@ class PerADINOHead(BaseModule):
         init_cfg (dict, optional): MMEngine initialisation config.
     """
 
-    def __init__(self,
-                 in_channels: int,
-                 out_channels: int = 65536,
-                 hidden_channels: int = 2048,
-                 bottleneck_channels: int = 384,
-                 num_layers: int = 3,
-                 init_cfg: Optional[dict] = None):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int = 65536,
+        hidden_channels: int = 2048,
+        bottleneck_channels: int = 384,
+        num_layers: int = 3,
+        init_cfg: Optional[dict] = None,
+    ):
         super().__init__(init_cfg=init_cfg)
         if num_layers < 1:
-            raise PeraConfigError(f'{type(self).__name__}: num_layers must be >= 1, '
-                                  f'got {num_layers}')
+            raise PeraConfigError(
+                f'{type(self).__name__}: num_layers must be >= 1, got {num_layers}'
+            )
         self.out_channels = out_channels
         dims = [in_channels] + [hidden_channels] * (num_layers - 1) + [bottleneck_channels]
         layers = []

@@ -1,5 +1,6 @@
 # Copyright (c) pera-mm contributors. All rights reserved.
 """PerA's pixel predictor for the mask-token outputs."""
+
 from typing import Optional
 
 from mmpretrain.registry import MODELS
@@ -26,13 +27,21 @@ class PixelPredictionHead(PerADINOHead):
         init_cfg (dict, optional): MMEngine initialisation config.
     """
 
-    def __init__(self,
-                 in_channels: int,
-                 patch_size: int = 16,
-                 img_channels: int = 3,
-                 hidden_channels: int = 2048,
-                 bottleneck_channels: int = 384,
-                 num_layers: int = 3,
-                 init_cfg: Optional[dict] = None):
-        super().__init__(in_channels, patch_size**2 * img_channels, hidden_channels,
-                         bottleneck_channels, num_layers, init_cfg)
+    def __init__(
+        self,
+        in_channels: int,
+        patch_size: int = 16,
+        img_channels: int = 3,
+        hidden_channels: int = 2048,
+        bottleneck_channels: int = 384,
+        num_layers: int = 3,
+        init_cfg: Optional[dict] = None,
+    ):
+        super().__init__(
+            in_channels,
+            patch_size**2 * img_channels,
+            hidden_channels,
+            bottleneck_channels,
+            num_layers,
+            init_cfg,
+        )

@@ -14,7 +14,7 @@ def _running_lse(lse, chunk):
 
 @torch.no_grad()
 def teacher_log_normalizer(t_z, t_w, center, t_temp, chunk):
-    """log Σ_k exp((t_k - c_k) / T_t) per row, without an (M, K) tensor."""
+    """Per-row teacher log-normaliser log Σ_k exp((t_k - c_k) / T_t), without (M, K) logits."""
     lse = None
     for lo in range(0, t_w.shape[0], chunk):
         lse = _running_lse(lse, _teacher_chunk(t_z, t_w, center, t_temp, lo, lo + chunk))
@@ -37,7 +37,7 @@ class ChunkedPrototypeCrossEntropy(torch.autograd.Function):
         t_lse = teacher_log_normalizer(t_z, t_w, center, t_temp, chunk)
         s_lse, cross = None, torch.zeros_like(t_lse)
         for lo in range(0, s_w.shape[0], chunk):
-            logits = s_z @ s_w[lo:lo + chunk].t() / s_temp
+            logits = s_z @ s_w[lo : lo + chunk].t() / s_temp
             q = torch.exp(_teacher_chunk(t_z, t_w, center, t_temp, lo, lo + chunk) - t_lse[:, None])
             cross += (q * logits).sum(1)
             s_lse = _running_lse(s_lse, logits)
@@ -52,15 +52,16 @@ class ChunkedPrototypeCrossEntropy(torch.autograd.Function):
         grad_z = torch.zeros_like(s_z) if ctx.needs_input_grad[0] else None
         grad_w = torch.empty_like(s_w) if ctx.needs_input_grad[1] else None
         for lo in range(0, s_w.shape[0], chunk):
-            w = s_w[lo:lo + chunk]
+            w = s_w[lo : lo + chunk]
             p = torch.exp(s_z @ w.t() / T - s_lse[:, None])
-            q = torch.exp(_teacher_chunk(t_z, t_w, center, ctx.t_temp, lo, lo + chunk)
-                          - t_lse[:, None])
+            q = torch.exp(
+                _teacher_chunk(t_z, t_w, center, ctx.t_temp, lo, lo + chunk) - t_lse[:, None]
+            )
             g = (p - q) * (grad[:, None] / T)
             if grad_z is not None:
                 grad_z += g @ w
             if grad_w is not None:
-                grad_w[lo:lo + chunk] = g.t() @ s_z
+                grad_w[lo : lo + chunk] = g.t() @ s_z
         return grad_z, grad_w, None, None, None, None, None, None
 
 

@@ -1,5 +1,6 @@
 # Copyright (c) pera-mm contributors. All rights reserved.
 """DINO cross-entropy between centred, sharpened teacher targets and the student."""
+
 from typing import Callable, Optional, Tuple
 
 import torch
@@ -55,17 +56,20 @@ class DINOClsLoss(nn.Module):
             None computes through the logits. Defaults to None.
     """
 
-    def __init__(self,
-                 out_channels: int,
-                 student_temp: float = 0.1,
-                 teacher_temp: float = 0.04,
-                 center_momentum: float = 0.9,
-                 loss_weight: float = 1.0,
-                 chunk_size: Optional[int] = None):
+    def __init__(
+        self,
+        out_channels: int,
+        student_temp: float = 0.1,
+        teacher_temp: float = 0.04,
+        center_momentum: float = 0.9,
+        loss_weight: float = 1.0,
+        chunk_size: Optional[int] = None,
+    ):
         super().__init__()
         if chunk_size is not None and chunk_size < 1:
-            raise PeraConfigError(f'DINOClsLoss: chunk_size must be a positive int or None, '
-                                  f'got {chunk_size}')
+            raise PeraConfigError(
+                f'DINOClsLoss: chunk_size must be a positive int or None, got {chunk_size}'
+            )
         self.chunk_size = chunk_size
         self.student_temp, self.teacher_temp = student_temp, teacher_temp
         self.center_momentum, self.loss_weight = center_momentum, loss_weight
@@ -121,8 +125,10 @@ class DINOClsLoss(nn.Module):
             targets (Tensor): (C, B, K) teacher probabilities.
         """
         if student_logits.shape != targets.shape:
-            raise ValueError(f'DINOClsLoss: same-crop pairing needs equal shapes, got '
-                             f'{tuple(student_logits.shape)} and {tuple(targets.shape)}')
+            raise ValueError(
+                f'DINOClsLoss: same-crop pairing needs equal shapes, got '
+                f'{tuple(student_logits.shape)} and {tuple(targets.shape)}'
+            )
         logp = F.log_softmax(student_logits.float() / self.student_temp, dim=-1)
         return self.loss_weight * -(targets * logp).sum(-1).mean()
 
@@ -140,13 +146,15 @@ class DINOClsLoss(nn.Module):
         valid[torch.arange(n), torch.arange(n)] = False
         return self.loss_weight * pair[valid].mean()
 
-    def forward_heads(self,
-                      student_head: Callable,
-                      teacher_head: Callable,
-                      student_feats: torch.Tensor,
-                      teacher_feats: torch.Tensor,
-                      student_logit_rows: int = 0,
-                      stats_rows: int = 0):
+    def forward_heads(
+        self,
+        student_head: Callable,
+        teacher_head: Callable,
+        student_feats: torch.Tensor,
+        teacher_feats: torch.Tensor,
+        student_logit_rows: int = 0,
+        stats_rows: int = 0,
+    ):
         """Same-crop loss per row, straight from the features that enter the heads.
 
         The heads are called here, with ``then=`` in the chunked path, so that the
@@ -170,13 +178,16 @@ class DINOClsLoss(nn.Module):
             (student_logit_rows, K) or None; ``(entropy, batch_entropy)`` or ().
         """
         if student_feats.shape[0] != teacher_feats.shape[0]:
-            raise ValueError(f'DINOClsLoss: same-crop pairing needs as many teacher rows as '
-                             f'student rows, got {teacher_feats.shape[0]} and '
-                             f'{student_feats.shape[0]}')
+            raise ValueError(
+                f'DINOClsLoss: same-crop pairing needs as many teacher rows as '
+                f'student rows, got {teacher_feats.shape[0]} and '
+                f'{student_feats.shape[0]}'
+            )
         if self.chunk_size:
             with torch.no_grad():
                 t_z, t_w = teacher_head(
-                    teacher_feats, then=lambda z, w: (z, w.detach().float().clone()))
+                    teacher_feats, then=lambda z, w: (z, w.detach().float().clone())
+                )
 
             def student_terms(s_z, s_w):
                 rows = self.forward_chunked(s_z, s_w, t_z, t_w)
@@ -191,8 +202,11 @@ class DINOClsLoss(nn.Module):
             targets = self.teacher_targets(teacher_head(teacher_feats))
         s_logits = student_head(student_feats)
         stats = target_entropies(targets[:stats_rows]) if stats_rows else ()
-        return (self.per_row(s_logits, targets),
-                s_logits[:student_logit_rows] if student_logit_rows else None, stats)
+        return (
+            self.per_row(s_logits, targets),
+            s_logits[:student_logit_rows] if student_logit_rows else None,
+            stats,
+        )
 
     def forward_chunked(self, s_z, s_w, t_z, t_w):
         """Per-row cross-entropy (M,) times ``loss_weight`` from bottleneck features.
@@ -206,11 +220,19 @@ class DINOClsLoss(nn.Module):
         with torch.no_grad():
             self._remember(t_z.sum(0, keepdim=True) @ t_w.t(), t_z.shape[0])
         rows = ChunkedPrototypeCrossEntropy.apply(
-            s_z.float(), s_w.float(), t_z, t_w, self.center, self.student_temp,
-            self.teacher_temp, self.chunk_size)
+            s_z.float(),
+            s_w.float(),
+            t_z,
+            t_w,
+            self.center,
+            self.student_temp,
+            self.teacher_temp,
+            self.chunk_size,
+        )
         return self.loss_weight * rows
 
     def chunked_target_entropies(self, t_z, t_w):
         """Monitor statistics of the teacher targets in the chunked path."""
-        return chunked_target_stats(t_z.float(), t_w.float(), self.center, self.teacher_temp,
-                                    self.chunk_size)
+        return chunked_target_stats(
+            t_z.float(), t_w.float(), self.center, self.teacher_temp, self.chunk_size
+        )

@@ -15,8 +15,9 @@ class PixelMSELoss(nn.Module):
     def __init__(self, loss_weight=0.01, reduction='patch_sum', norm_pix=False):
         super().__init__()
         if reduction not in ('patch_sum', 'mean'):
-            raise ValueError(f"PixelMSELoss: reduction must be 'patch_sum' or 'mean', "
-                             f'got {reduction!r}')
+            raise ValueError(
+                f"PixelMSELoss: reduction must be 'patch_sum' or 'mean', got {reduction!r}"
+            )
         self.loss_weight, self.reduction, self.norm_pix = loss_weight, reduction, norm_pix
 
     def forward(self, pred, target):
@@ -24,6 +25,6 @@ class PixelMSELoss(nn.Module):
         if self.norm_pix:
             mean, var = target.mean(-1, keepdim=True), target.var(-1, keepdim=True)
             target = (target - mean) / (var + 1e-6).sqrt()
-        err = (pred.float() - target)**2
+        err = (pred.float() - target) ** 2
         loss = err.sum(-1).mean() if self.reduction == 'patch_sum' else err.mean()
         return self.loss_weight * loss

@@ -1,5 +1,6 @@
 # Copyright (c) pera-mm contributors. All rights reserved.
 """A DINOv2-style baseline in PerA's framework (same backbone, heads, hooks)."""
+
 from typing import Dict, Optional
 
 import torch
@@ -41,26 +42,37 @@ class DINOv2Baseline(PerA):
         init_cfg (dict, optional): MMEngine initialisation config.
     """
 
-    def __init__(self,
-                 backbone: dict,
-                 projector: dict,
-                 cls_loss: dict,
-                 patch_loss: dict,
-                 koleo_loss: Optional[dict] = None,
-                 koleo_crop_reduction: str = 'sum',
-                 monitor: bool = True,
-                 data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None):
+    def __init__(
+        self,
+        backbone: dict,
+        projector: dict,
+        cls_loss: dict,
+        patch_loss: dict,
+        koleo_loss: Optional[dict] = None,
+        koleo_crop_reduction: str = 'sum',
+        monitor: bool = True,
+        data_preprocessor: Optional[dict] = None,
+        init_cfg: Optional[dict] = None,
+    ):
         if cls_loss.get('chunk_size') or patch_loss.get('chunk_size'):
-            raise PeraConfigError('DINOv2Baseline: chunk_size is not supported (cross-crop '
-                                  'pairing needs the logits); remove it from cls_loss and '
-                                  'patch_loss')
-        super().__init__(backbone=backbone, projector=projector, cls_loss=cls_loss,
-                         koleo_loss=koleo_loss, koleo_crop_reduction=koleo_crop_reduction,
-                         monitor=monitor, data_preprocessor=data_preprocessor,
-                         init_cfg=init_cfg)
-        self.patch_loss = MODELS.build(derive_dims(
-            patch_loss, 'patch_loss', out_channels=self.projector.out_channels))
+            raise PeraConfigError(
+                'DINOv2Baseline: chunk_size is not supported (cross-crop '
+                'pairing needs the logits); remove it from cls_loss and '
+                'patch_loss'
+            )
+        super().__init__(
+            backbone=backbone,
+            projector=projector,
+            cls_loss=cls_loss,
+            koleo_loss=koleo_loss,
+            koleo_crop_reduction=koleo_crop_reduction,
+            monitor=monitor,
+            data_preprocessor=data_preprocessor,
+            init_cfg=init_cfg,
+        )
+        self.patch_loss = MODELS.build(
+            derive_dims(patch_loss, 'patch_loss', out_channels=self.projector.out_channels)
+        )
 
     def loss_from_views(self, s_glob, t_glob, s_loc, t_loc, gmask, lmask, batch_size):
         """One baseline step on crop-major views and masks (see :meth:`PerA.loss_from_views`).
@@ -72,8 +84,10 @@ class DINOv2Baseline(PerA):
         nL = 0 if s_loc is None else s_loc.shape[0] // B
         self.check_mask_grid(s_glob, gmask, 'global_masks')
         if not bool(((gmask & (MASK_S | MASK_L)) != 0).all()):
-            raise PeraConfigError("DINOv2Baseline: the student needs full global views (every "
-                                  "patch s or l); use DisjointMaskGenerator(mode='block')")
+            raise PeraConfigError(
+                'DINOv2Baseline: the student needs full global views (every '
+                "patch s or l); use DisjointMaskGenerator(mode='block')"
+            )
         l_mask = ((gmask & MASK_L) != 0).to(device, non_blocking=True)
         losses: Dict[str, torch.Tensor] = {}
 
@@ -82,8 +96,9 @@ class DINOv2Baseline(PerA):
             t_logits = self.teacher.projector(t_seq[:, 0])
             targets = self.cls_loss.teacher_targets(t_logits).view(nG, B, -1)
 
-        s_seq = self.backbone(s_glob, path='masked_dense', l_mask=l_mask,
-                              mask_token=self.mask_token)
+        s_seq = self.backbone(
+            s_glob, path='masked_dense', l_mask=l_mask, mask_token=self.mask_token
+        )
         s_cls = [s_seq[:, 0]]
         if nL:
             self.check_mask_grid(s_loc, lmask, 'local_masks')
@@ -104,7 +119,7 @@ class DINOv2Baseline(PerA):
         """iBOT: the teacher's patch targets at the masked patches vs the student's."""
         rows = l_mask.nonzero(as_tuple=True)
         if rows[0].numel() == 0:
-            return s_seq.sum() * 0.
+            return s_seq.sum() * 0.0
         s_patch = self.projector(s_seq[:, 1:][rows])
         with torch.no_grad():
             t_patch = self.patch_loss.teacher_targets(self.teacher.projector(t_seq[:, 1:][rows]))

@@ -1,5 +1,6 @@
 # Copyright (c) pera-mm contributors. All rights reserved.
 """PerA: self-distillation between aligned views that see disjoint patches."""
+
 import copy
 from typing import Dict, List, Optional
 
@@ -26,8 +27,10 @@ def derive_dims(cfg: Optional[dict], name: str, **derived) -> Optional[dict]:
         if cfg.get(key) is None:
             cfg[key] = value
         elif cfg[key] != value:
-            raise PeraConfigError(f'{name}.{key} is {cfg[key]} but must be {value} (derived '
-                                  f'from the model); remove it from the config')
+            raise PeraConfigError(
+                f'{name}.{key} is {cfg[key]} but must be {value} (derived '
+                f'from the model); remove it from the config'
+            )
     return cfg
 
 
@@ -78,37 +81,49 @@ class PerA(BaseSelfSupervisor):
         init_cfg (dict, optional): MMEngine initialisation config.
     """
 
-    def __init__(self,
-                 backbone: dict,
-                 projector: dict,
-                 cls_loss: dict,
-                 predictor: Optional[dict] = None,
-                 pixel_loss: Optional[dict] = None,
-                 koleo_loss: Optional[dict] = None,
-                 koleo_crop_reduction: str = 'sum',
-                 pixel_target: str = 'student',
-                 monitor: bool = True,
-                 data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None):
-        checks = dict(koleo_crop_reduction=(koleo_crop_reduction, ('sum', 'mean')),
-                      pixel_target=(pixel_target, ('student', 'teacher')))
+    def __init__(
+        self,
+        backbone: dict,
+        projector: dict,
+        cls_loss: dict,
+        predictor: Optional[dict] = None,
+        pixel_loss: Optional[dict] = None,
+        koleo_loss: Optional[dict] = None,
+        koleo_crop_reduction: str = 'sum',
+        pixel_target: str = 'student',
+        monitor: bool = True,
+        data_preprocessor: Optional[dict] = None,
+        init_cfg: Optional[dict] = None,
+    ):
+        checks = dict(
+            koleo_crop_reduction=(koleo_crop_reduction, ('sum', 'mean')),
+            pixel_target=(pixel_target, ('student', 'teacher')),
+        )
         for name, (value, allowed) in checks.items():
             if value not in allowed:
-                raise PeraConfigError(f'{type(self).__name__}: {name} must be one of '
-                                      f'{allowed}, got {value!r}')
+                raise PeraConfigError(
+                    f'{type(self).__name__}: {name} must be one of {allowed}, got {value!r}'
+                )
         if (predictor is None) != (pixel_loss is None):
-            raise PeraConfigError(f'{type(self).__name__}: predictor and pixel_loss must be '
-                                  f'given together (both None disables pixel prediction)')
-        super().__init__(backbone=backbone, data_preprocessor=data_preprocessor,
-                         init_cfg=init_cfg)
+            raise PeraConfigError(
+                f'{type(self).__name__}: predictor and pixel_loss must be '
+                f'given together (both None disables pixel prediction)'
+            )
+        super().__init__(backbone=backbone, data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         vit = self.backbone
         projector = derive_dims(projector, 'projector', in_channels=vit.embed_dims)
-        predictor = derive_dims(predictor, 'predictor', in_channels=vit.embed_dims,
-                                patch_size=vit.patch_size, img_channels=vit.in_channels)
+        predictor = derive_dims(
+            predictor,
+            'predictor',
+            in_channels=vit.embed_dims,
+            patch_size=vit.patch_size,
+            img_channels=vit.in_channels,
+        )
         self.projector = MODELS.build(projector)
         self.predictor = MODELS.build(predictor) if predictor else None
-        self.cls_loss = MODELS.build(derive_dims(
-            cls_loss, 'cls_loss', out_channels=self.projector.out_channels))
+        self.cls_loss = MODELS.build(
+            derive_dims(cls_loss, 'cls_loss', out_channels=self.projector.out_channels)
+        )
         self.pixel_loss = MODELS.build(pixel_loss) if pixel_loss else None
         self.koleo_loss = MODELS.build(koleo_loss) if koleo_loss else None
         self.koleo_crop_reduction, self.pixel_target = koleo_crop_reduction, pixel_target
@@ -116,9 +131,10 @@ class PerA(BaseSelfSupervisor):
         self.mask_token = nn.Parameter(torch.zeros(1, 1, vit.embed_dims))
 
         teacher_backbone = copy.deepcopy(backbone)
-        teacher_backbone['drop_path_rate'] = 0.
+        teacher_backbone['drop_path_rate'] = 0.0
         self.teacher = nn.ModuleDict(
-            dict(backbone=MODELS.build(teacher_backbone), projector=MODELS.build(projector)))
+            dict(backbone=MODELS.build(teacher_backbone), projector=MODELS.build(projector))
+        )
         self.teacher.requires_grad_(False)
         self.sync_teacher()
 
@@ -143,7 +159,7 @@ class PerA(BaseSelfSupervisor):
 
     @torch.no_grad()
     def update_teacher(self, momentum: float):
-        """teacher <- m * teacher + (1 - m) * student over backbone + projector."""
+        """EMA step: teacher <- m * teacher + (1 - m) * student (backbone + projector)."""
         t, s = self.ema_pairs()
         torch._foreach_mul_(t, momentum)
         torch._foreach_add_(t, s, alpha=1 - momentum)
@@ -167,15 +183,17 @@ class PerA(BaseSelfSupervisor):
         lm = torch.stack([torch.as_tensor(ds.local_masks) for ds in data_samples])
         B, nG, nL = gm.shape[0], gm.shape[1], lm.shape[1]
         if len(inputs) != 2 * (nG + nL):
-            raise PeraDataError(f'{type(self).__name__}: expected {2 * (nG + nL)} views for '
-                                f'{nG} global and {nL} local crops, got {len(inputs)}')
+            raise PeraDataError(
+                f'{type(self).__name__}: expected {2 * (nG + nL)} views for '
+                f'{nG} global and {nL} local crops, got {len(inputs)}'
+            )
         # crop-major: row j * B + b is crop j of sample b (masks stay on the CPU)
         gm = gm.transpose(0, 1).reshape(nG * B, -1)
         lm = lm.transpose(0, 1).reshape(nL * B, -1)
         s_glob = torch.cat(inputs[:nG])
-        t_glob = torch.cat(inputs[nG:2 * nG])
-        s_loc = torch.cat(inputs[2 * nG:2 * nG + nL]) if nL else None
-        t_loc = torch.cat(inputs[2 * nG + nL:]) if nL else None
+        t_glob = torch.cat(inputs[nG : 2 * nG])
+        s_loc = torch.cat(inputs[2 * nG : 2 * nG + nL]) if nL else None
+        t_loc = torch.cat(inputs[2 * nG + nL :]) if nL else None
         return self.loss_from_views(s_glob, t_glob, s_loc, t_loc, gm, lm, B)
 
     def check_mask_grid(self, views: torch.Tensor, masks: torch.Tensor, field: str):
@@ -189,8 +207,9 @@ class PerA(BaseSelfSupervisor):
         if h % p or w % p or masks.shape[1] != (h // p) * (w // p):
             raise PeraConfigError(
                 f'{field}: {masks.shape[1]} patches per crop, but {h}x{w} crops on the '
-                f'backbone\'s patch_size {p} make a {h // p}x{w // p} grid; the mask '
-                f'generator\'s patch_size must equal the backbone\'s')
+                f"backbone's patch_size {p} make a {h // p}x{w // p} grid; the mask "
+                f"generator's patch_size must equal the backbone's"
+            )
 
     def loss_from_views(self, s_glob, t_glob, s_loc, t_loc, gmask, lmask, batch_size):
         """The PerA step on crop-major view batches and flag masks.
@@ -211,19 +230,27 @@ class PerA(BaseSelfSupervisor):
         nG = s_glob.shape[0] // B
         nL = 0 if s_loc is None else s_loc.shape[0] // B
         self.check_mask_grid(s_glob, gmask, 'global_masks')
-        g = {k: v.to(device, non_blocking=True) for k, v in flag_index_sets(
-            gmask, 'global_masks', s=MASK_S, l=MASK_L, t=MASK_T).items()}
+        g = {
+            k: v.to(device, non_blocking=True)
+            for k, v in flag_index_sets(gmask, 'global_masks', s=MASK_S, l=MASK_L, t=MASK_T).items()
+        }
         if self.predictor is not None and g['l'].shape[1] == 0:
-            raise PeraConfigError(f'{type(self).__name__}: a predictor is configured but the '
-                                  f'masks have no l patches; give mask_ratios with l > 0, or '
-                                  f'set predictor=None and pixel_loss=None')
+            raise PeraConfigError(
+                f'{type(self).__name__}: a predictor is configured but the '
+                f'masks have no l patches; give mask_ratios with l > 0, or '
+                f'set predictor=None and pixel_loss=None'
+            )
         if self.predictor is None and g['l'].shape[1]:
-            raise PeraConfigError(f'{type(self).__name__}: the masks have l patches but no '
-                                  f'predictor is configured; set mask_ratios[1] = 0')
+            raise PeraConfigError(
+                f'{type(self).__name__}: the masks have l patches but no '
+                f'predictor is configured; set mask_ratios[1] = 0'
+            )
         if nL:
             self.check_mask_grid(s_loc, lmask, 'local_masks')
-            loc = {k: v.to(device, non_blocking=True) for k, v in flag_index_sets(
-                lmask, 'local_masks', s=MASK_S, t=MASK_T).items()}
+            loc = {
+                k: v.to(device, non_blocking=True)
+                for k, v in flag_index_sets(lmask, 'local_masks', s=MASK_S, t=MASK_T).items()
+            }
         losses = {}
 
         # ---------------- teacher: cls + t patches, no grad
@@ -231,12 +258,12 @@ class PerA(BaseSelfSupervisor):
             t_seq_g = self.teacher.backbone(t_glob, path='sparse', keep_idx=g['t'])
             t_cls = [t_seq_g[:, 0]]
             if nL:
-                t_cls.append(self.teacher.backbone(t_loc, path='sparse',
-                                                   keep_idx=loc['t'])[:, 0])
+                t_cls.append(self.teacher.backbone(t_loc, path='sparse', keep_idx=loc['t'])[:, 0])
 
         # ---------------- student: cls + s patches, mask tokens at l from mid-depth
-        s_cls_g, l_out = self.backbone(s_glob, path='student', s_idx=g['s'], l_idx=g['l'],
-                                       mask_token=self.mask_token)
+        s_cls_g, l_out = self.backbone(
+            s_glob, path='student', s_idx=g['s'], l_idx=g['l'], mask_token=self.mask_token
+        )
         s_cls = [s_cls_g]
         if nL:
             s_cls.append(self.backbone(s_loc, path='sparse', keep_idx=loc['s'])[:, 0])
@@ -244,9 +271,13 @@ class PerA(BaseSelfSupervisor):
         # ---------------- DINO on the cls outputs, crop k vs crop k (heads run once)
         n_crops = nG + nL
         rows, s_head_global, target_stats = self.cls_loss.forward_heads(
-            self.projector, self.teacher.projector, torch.cat(s_cls), torch.cat(t_cls),
+            self.projector,
+            self.teacher.projector,
+            torch.cat(s_cls),
+            torch.cat(t_cls),
             student_logit_rows=nG * B if self.koleo_loss is not None else 0,
-            stats_rows=nG * B if self.monitor else 0)
+            stats_rows=nG * B if self.monitor else 0,
+        )
         rows = rows.view(n_crops, B)
         losses['loss_cls_global'] = rows[:nG].mean() * nG / n_crops
         if nL:
@@ -282,6 +313,9 @@ class PerA(BaseSelfSupervisor):
         sv = torch.linalg.svdvals(centered)
         p = sv / sv.sum().clamp_min(1e-12)
         erank = torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum())
-        return dict(monitor_cls_cosine=cos, monitor_cls_erank=erank,
-                    monitor_target_entropy=target_entropy,
-                    monitor_target_batch_entropy=target_batch_entropy)
+        return dict(
+            monitor_cls_cosine=cos,
+            monitor_cls_erank=erank,
+            monitor_target_entropy=target_entropy,
+            monitor_target_batch_entropy=target_batch_entropy,
+        )

@@ -1,5 +1,6 @@
 # Copyright (c) pera-mm contributors. All rights reserved.
 """Multi-head self-attention on PyTorch's fused SDPA kernel."""
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -23,8 +24,9 @@ class Attention(nn.Module):
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True):
         super().__init__()
         if dim % num_heads:
-            raise PeraConfigError(f'embed_dims ({dim}) must be divisible by num_heads '
-                                  f'({num_heads})')
+            raise PeraConfigError(
+                f'embed_dims ({dim}) must be divisible by num_heads ({num_heads})'
+            )
         self.num_heads = num_heads
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)

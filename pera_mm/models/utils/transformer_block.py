@@ -1,5 +1,6 @@
 # Copyright (c) pera-mm contributors. All rights reserved.
 """The pre-norm transformer block of ``PerAViT`` and its parts."""
+
 import torch
 import torch.nn as nn
 
@@ -36,7 +37,7 @@ class LayerScale(nn.Module):
 
     def __init__(self, dim: int, init_value: float):
         super().__init__()
-        self.gamma = nn.Parameter(torch.full((dim, ), float(init_value)))
+        self.gamma = nn.Parameter(torch.full((dim,), float(init_value)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Scale the channels of ``x``."""
@@ -45,10 +46,10 @@ class LayerScale(nn.Module):
 
 def drop_path_rows(x, drop_prob, training):
     """Classic stochastic depth: zero the branch for random samples, rescale the rest."""
-    if drop_prob == 0. or not training:
+    if drop_prob == 0.0 or not training:
         return x
     keep = 1 - drop_prob
-    mask = x.new_empty((x.shape[0], ) + (1, ) * (x.ndim - 1)).bernoulli_(keep)
+    mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
     return x * mask / keep
 
 
@@ -70,17 +71,21 @@ class Block(nn.Module):
         layer_scale_init_value (float): > 0 enables LayerScale. Defaults to 0.
     """
 
-    def __init__(self,
-                 dim: int,
-                 num_heads: int,
-                 mlp_dim: int,
-                 qkv_bias: bool = True,
-                 drop_path: float = 0.,
-                 drop_path_mode: str = 'subset',
-                 layer_scale_init_value: float = 0.):
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        mlp_dim: int,
+        qkv_bias: bool = True,
+        drop_path: float = 0.0,
+        drop_path_mode: str = 'subset',
+        layer_scale_init_value: float = 0.0,
+    ):
         super().__init__()
         if drop_path_mode not in ('row', 'subset'):
-            raise PeraConfigError(f"drop_path_mode must be 'row' or 'subset', got {drop_path_mode!r}")
+            raise PeraConfigError(
+                f"drop_path_mode must be 'row' or 'subset', got {drop_path_mode!r}"
+            )
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
         self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
@@ -101,7 +106,7 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Attention and MLP residual branches with stochastic depth."""
-        p = self.drop_path if self.training else 0.
+        p = self.drop_path if self.training else 0.0
         if p > 0 and self.drop_path_mode == 'subset' and x.shape[0] > 1:
             x = self._subset_residual(x, self._attn_branch, p)
             return self._subset_residual(x, self._mlp_branch, p)

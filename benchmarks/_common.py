@@ -1,8 +1,10 @@
+# Copyright (c) pera-mm contributors. All rights reserved.
 """Helpers shared by the benchmark scripts (no torch import at module level).
 
 Machine description, load-average gating, CPU-contention sampling, RSS
 probes, least-squares fits, JSON output and plain-text tables.
 """
+
 import datetime as _dt
 import json
 import os
@@ -56,9 +58,13 @@ def machine_info() -> dict:
     )
     try:
         import torch
-        info.update(torch=torch.__version__, torch_threads=torch.get_num_threads(),
-                    cuda=torch.cuda.is_available(),
-                    gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
+
+        info.update(
+            torch=torch.__version__,
+            torch_threads=torch.get_num_threads(),
+            cuda=torch.cuda.is_available(),
+            gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        )
     except Exception as err:  # pragma: no cover - torch is a dependency
         info.update(torch=f'unavailable ({err})')
     for mod in ('mmengine', 'mmpretrain', 'numpy', 'cv2', 'PIL'):
@@ -77,8 +83,9 @@ def loadavg() -> List[float]:
         return list(os.getloadavg())
 
 
-def wait_for_quiet(threshold: float, deadline_utc: Optional[str], poll: float = 30.0,
-                   log=print) -> dict:
+def wait_for_quiet(
+    threshold: float, deadline_utc: Optional[str], poll: float = 30.0, log=print
+) -> dict:
     """Block until the 1-minute load average is below ``threshold``.
 
     Gives up at ``deadline_utc`` ('HH:MM', today, UTC) and says so. Returns
@@ -99,10 +106,16 @@ def wait_for_quiet(threshold: float, deadline_utc: Optional[str], poll: float = 
         if load1 < threshold:
             return dict(waited_s=round(time.time() - start, 1), quiet=True, load1=load1)
         if deadline is not None and _dt.datetime.now(_dt.timezone.utc) >= deadline:
-            log(f'[load gate] still busy (load1={load1:.2f}) at the deadline '
-                f'{deadline_utc} UTC: running anyway')
-            return dict(waited_s=round(time.time() - start, 1), quiet=False, load1=load1,
-                        note=f'ran under load: deadline {deadline_utc} UTC reached')
+            log(
+                f'[load gate] still busy (load1={load1:.2f}) at the deadline '
+                f'{deadline_utc} UTC: running anyway'
+            )
+            return dict(
+                waited_s=round(time.time() - start, 1),
+                quiet=False,
+                load1=load1,
+                note=f'ran under load: deadline {deadline_utc} UTC reached',
+            )
         log(f'[load gate] load1={load1:.2f} >= {threshold}; waiting {poll:.0f}s')
         time.sleep(poll)
 
@@ -111,8 +124,8 @@ class CpuSampler:
     """CPU time used by other processes while a measurement runs.
 
     ``foreign_cores`` = (busy jiffies of the whole machine - this process's
-    and its reaped children's CPU time) / wall time: ~0 on a quiet machine, ~1 when another job keeps
-    one core busy. Read from /proc/stat; None where it is unavailable.
+    and its reaped children's CPU time) / wall time: ~0 on a quiet machine, ~1
+    when another job keeps one core busy. Read from /proc/stat; None where it is unavailable.
     """
 
     def __init__(self):
@@ -141,11 +154,13 @@ class CpuSampler:
     def stop(self) -> dict:
         wall = time.perf_counter() - self.t0
         busy1, own1 = self._busy(), self._own()
-        out = dict(wall_s=round(wall, 3), own_cores=round((own1 - self.own0) / wall, 3),
-                   loadavg=loadavg())
+        out = dict(
+            wall_s=round(wall, 3), own_cores=round((own1 - self.own0) / wall, 3), loadavg=loadavg()
+        )
         if self.busy0 is not None and busy1 is not None:
-            out['foreign_cores'] = round(max(0.0, (busy1 - self.busy0) - (own1 - self.own0))
-                                         / wall, 3)
+            out['foreign_cores'] = round(
+                max(0.0, (busy1 - self.busy0) - (own1 - self.own0)) / wall, 3
+            )
         return out
 
 
@@ -154,6 +169,7 @@ def quiet_mmengine():
     import logging
 
     from mmengine.logging import MMLogger
+
     MMLogger.get_current_instance().setLevel(logging.WARNING)
 
 
@@ -216,8 +232,13 @@ def linear_fit(xs: Sequence[float], ys: Sequence[float]) -> Dict[str, float]:
     ss_tot = sum((y - my) ** 2 for y in ys)
     ss_res = sum((y - (intercept + slope * x)) ** 2 for x, y in zip(xs, ys))
     r2 = 1 - ss_res / ss_tot if ss_tot else float('nan')
-    return dict(slope=slope, intercept=intercept, r2=r2, n=n,
-                intercept_share=intercept / max(ys) if max(ys) else float('nan'))
+    return dict(
+        slope=slope,
+        intercept=intercept,
+        r2=r2,
+        n=n,
+        intercept_share=intercept / max(ys) if max(ys) else float('nan'),
+    )
 
 
 # ------------------------------------------------------------------ output
@@ -269,5 +290,5 @@ def emit_result(payload: dict) -> None:
 def parse_result(stdout: str) -> Optional[dict]:
     for line in reversed(stdout.splitlines()):
         if line.startswith(RESULT_MARKER):
-            return json.loads(line[len(RESULT_MARKER):])
+            return json.loads(line[len(RESULT_MARKER) :])
     return None

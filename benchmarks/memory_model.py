@@ -1,4 +1,5 @@
 #!/usr/bin/env python
+# Copyright (c) pera-mm contributors. All rights reserved.
 """FSDP memory model of PerA pretraining (default: the slim ViT-G/16-1024 config).
 
 Nothing big is allocated. Parameter counts and FSDP units come from the real
@@ -50,274 +51,95 @@ Tokens at 448 px (28 x 28 = 784 patches, s/l/t = 0.2/0.2/0.6): student cls +
 157 s for blocks [0, depth/2), cls + 157 s + 157 l after; teacher cls + 470 t;
 96 px local crops (36 patches): student cls + 7, teacher cls + 22.
 
+With ``--paper-setting`` it instead projects PerA vs the DINOv2-style baseline
+on ONE GPU at the paper's resource-table setting (ViT-B, batch 16, 2 x 512 px
+global + 8 x 96 px local crops, no FSDP, no checkpointing), in fp32 and in bf16
+autocast, with fused SDPA attention (ours) and with materialised attention
+matrices (like the reference DINOv2 the paper measured). The same per-token
+formulas, checked on CPU by one real ViT-B block (fp32 and bf16) and a depth-3
+model of each method; non-block terms measured on CPU at depth 2 (the
+baseline's block masks fixed at their expected fraction). Printed next to the
+paper's 6.64 / 26.16 GB and our measured CPU ratios (``benchmarks/results``).
+Nothing is fitted to the paper's figures.
+
 Examples::
 
     python benchmarks/memory_model.py
+    python benchmarks/memory_model.py --paper-setting --out paper_memory.json
     python benchmarks/memory_model.py --gpus 8 16 32 64 --gpu-mem-gb 80 --out mem.json
 """
+
 import argparse
 import math
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as C  # noqa: E402
+import _common as C
+from _activations import block_terms, calibrate_block, measure_nonblock, token_counts, validate
+from _paper_memory import run as paper_setting
+from _params import build_meta, fsdp_units, numel, wrap_policy
+from mmengine.config import Config
 
 GIANT_CFG = 'configs/pera/pera_vit-giant1024-p16_fsdp-8xb8-200e_rsrsd-448px.py'
 GiB = 2**30
 
 
 def make_parser():
-    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split('\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument('--config', default=GIANT_CFG)
     p.add_argument('--gpus', type=int, nargs='+', default=[8, 16, 32])
-    p.add_argument('--gpu-mem-gb', type=float, default=40.0,
-                   help='device memory in GiB (A100 40GB)')
-    p.add_argument('--reserve-gb', type=float, default=2.5,
-                   help='CUDA context, NCCL buffers, cuBLAS workspace, allocator '
-                        'fragmentation (GiB)')
+    p.add_argument(
+        '--gpu-mem-gb', type=float, default=40.0, help='device memory in GiB (A100 40GB)'
+    )
+    p.add_argument(
+        '--reserve-gb',
+        type=float,
+        default=2.5,
+        help='CUDA context, NCCL buffers, cuBLAS workspace, allocator fragmentation (GiB)',
+    )
     p.add_argument('--prototypes', type=int, default=None, help='default: from the config')
-    p.add_argument('--min-num-params', type=float, default=None,
-                   help='model a size-based FSDP wrap policy with this threshold instead '
-                        'of the config\'s policy')
-    p.add_argument('--no-measure', action='store_true',
-                   help='skip the CPU checks and the measured non-block terms (fast, '
-                        'blocks only)')
+    p.add_argument(
+        '--min-num-params',
+        type=float,
+        default=None,
+        help='model a size-based FSDP wrap policy with this threshold instead '
+        "of the config's policy",
+    )
+    p.add_argument(
+        '--no-measure',
+        action='store_true',
+        help='skip the CPU checks and the measured non-block terms (fast, blocks only)',
+    )
+    p.add_argument(
+        '--paper-setting',
+        action='store_true',
+        help='instead: project PerA vs the DINOv2-style baseline on one GPU at '
+        "the paper's setting (ViT-B, batch 16, 2 global + 8 local crops)",
+    )
+    p.add_argument(
+        '--paper-global-size',
+        type=int,
+        default=512,
+        help='global crop side of --paper-setting (default 512)',
+    )
+    p.add_argument(
+        '--paper-local-size',
+        type=int,
+        default=96,
+        help='local crop side of --paper-setting (default 96)',
+    )
+    p.add_argument('--paper-batch', type=int, default=16, help='batch of --paper-setting (16)')
     p.add_argument('--out', default=None)
     return p
-
-
-# ----------------------------------------------------------------- params
-def build_meta(cfg):
-    import torch
-    from mmengine.registry import DefaultScope
-    from mmpretrain.registry import MODELS
-
-    import pera_mm  # noqa: F401
-    DefaultScope.get_instance('memory-model', scope_name='mmpretrain')
-    with torch.device('meta'):
-        return MODELS.build(cfg.model)
-
-
-def numel(module):
-    return sum(p.numel() for p in module.parameters())
-
-
-def fsdp_units(model, policy):
-    """Parameter counts of the FSDP units an auto-wrap policy makes (post-order;
-    the root unit, last, holds what no other unit took). ``policy`` is
-    ('size', min_num_params) for ``size_based_auto_wrap_policy`` (ModuleList /
-    ModuleDict are never wrapped) or ('class', names) for a module-class policy
-    such as ``pera_fsdp_wrap_policy``."""
-    import torch.nn as nn
-    kind, arg = policy
-    units = []
-
-    def visit(mod, is_root=False):
-        if kind == 'size' and not is_root and sum(p.numel() for p in mod.parameters()) < arg:
-            return sum(p.numel() for p in mod.parameters())  # stays in an ancestor's unit
-        rem = sum(p.numel() for p in mod.parameters(recurse=False))
-        for child in mod.children():
-            rem += visit(child)
-        if kind == 'size':
-            wrap = rem >= arg and not isinstance(mod, (nn.ModuleList, nn.ModuleDict))
-        else:
-            wrap = type(mod).__name__ in arg
-        if is_root or wrap:
-            units.append(rem)
-            return 0
-        return rem
-
-    visit(model, is_root=True)
-    return units, units[-1]
-
-
-def wrap_policy(cfg, min_num_params=None):
-    """The config's FSDP wrap policy as understood by ``fsdp_units``."""
-    pol = cfg.get('strategy', {}).get('model_wrapper', {}).get('auto_wrap_policy')
-    if min_num_params is None and isinstance(pol, dict) \
-            and pol.get('type') == 'pera_fsdp_wrap_policy':
-        from pera_mm.engine.fsdp_wrap_policy import PERA_FSDP_UNITS
-        return ('class', tuple(pol.get('module_names', PERA_FSDP_UNITS)))
-    if min_num_params is None:
-        min_num_params = pol.get('min_num_params', 1e7) if isinstance(pol, dict) else 1e7
-    return ('size', float(min_num_params))
-
-
-# ----------------------------------------------------------------- tokens
-def token_counts(cfg, depth, mask_token_layer):
-    from pera_mm.datasets.transforms.disjoint_mask_generator import disjoint_counts
-    pipe = {t['type']: t for t in cfg.train_dataloader.dataset.pipeline}
-    views, masks = pipe['PerAMultiCropViews'], pipe['DisjointMaskGenerator']
-    patch = masks.get('patch_size', 16)
-    ratios = tuple(masks.get('mask_ratios', (0.2, 0.2, 0.6)))
-    g, loc = views['global_crop_size'], views['local_crop_size']
-    Lg, Ll = (g // patch) ** 2, (loc // patch) ** 2
-    gs, gl, gt = disjoint_counts(Lg, ratios)
-    ls, _, lt = disjoint_counts(Ll, ratios)
-    nG, nL = views['num_global_crops'], views['num_local_crops']
-    early, late = mask_token_layer, depth - mask_token_layer
-    return dict(
-        patch=patch, ratios=ratios, global_size=g, local_size=loc, num_global=nG,
-        num_local=nL, global_patches=Lg, local_patches=Ll, global_s=gs, global_l=gl,
-        global_t=gt, local_s=ls, local_t=lt, depth=depth, mask_token_layer=mask_token_layer,
-        # (rows per sample, tokens, blocks) of every student path
-        student_paths=[('global early', nG, 1 + gs, early),
-                       ('global late', nG, 1 + gs + gl, late),
-                       ('local', nL, 1 + ls, depth)],
-        teacher_paths=[('global', nG, 1 + gt, depth), ('local', nL, 1 + lt, depth)])
-
-
-# ------------------------------------------------------------ activations
-def per_token_block_bytes(h, f, p):
-    """Saved bytes per token per student block (bf16 autocast, fused SDPA).
-
-    With p > 0 ('subset' drop path) autograd also keeps the fp32 ``source`` of
-    each of the two ``torch.index_add`` calls (its backward formula references
-    ``source``), 2 x 4h more per computed row.
-    """
-    extra = 8 * h if p > 0 else 0
-    return (1 - p) * (20 * h + 4 * f + extra)
-
-
-def block_terms(tk, h, f, heads, p):
-    """Per-sample bytes of the student blocks (saved / checkpointed / transient)."""
-    A = per_token_block_bytes(h, f, p)
-    paths = tk['student_paths']
-    return dict(
-        per_token_block_bytes=A,
-        saved_fused=sum(r * t * A * b for _, r, t, b in paths),
-        saved_attn_extra_nonfused=sum(r * t * (1 - p) * 6 * heads * t * b
-                                      for _, r, t, b in paths),
-        kept_checkpointed=sum(r * t * 4 * h * b for _, r, t, b in paths),
-        recompute_transient=max(r * t * (A + 2 * 4 * h) for _, r, t, _ in paths),
-        recompute_transient_nonfused=max(r * t * (A + 2 * 4 * h + (1 - p) * 6 * heads * t)
-                                         for _, r, t, _ in paths),
-        teacher_transient=max(r * t * (14 * h + 4 * f) for _, r, t, _ in tk['teacher_paths']))
-
-
-def student_blocks_saved(tk, h, f, p, depth, checkpoint):
-    """Per-sample saved bytes of the student blocks for a model of ``depth``."""
-    early = depth // 2
-    paths = [(r, t, early if 'early' in n else depth - early if 'late' in n else depth)
-             for n, r, t, _ in tk['student_paths']]
-    per_tok = 4 * h if checkpoint else per_token_block_bytes(h, f, p)
-    return sum(r * t * per_tok * b for r, t, b in paths)
-
-
-# ------------------------------------------------------- CPU measurements
-def saved_for_backward_bytes(module, run):
-    """Bytes of the distinct storages autograd saves while ``run()`` executes under
-    CPU bf16 autocast, excluding ``module``'s parameters."""
-    import torch
-    seen = {q.untyped_storage()._cdata for q in module.parameters()}
-    total = [0]
-
-    def pack(t):
-        key = t.untyped_storage()._cdata
-        if key not in seen:
-            seen.add(key)
-            total[0] += t.untyped_storage().nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), \
-            torch.autocast('cpu', dtype=torch.bfloat16):
-        out = run()
-    del out
-    return total[0]
-
-
-def _measure_saved(cfg, depth, batch, with_cp, seed=0):
-    """Bytes saved for backward by the config's model at ``depth`` (CPU, bf16 autocast,
-    drop path 0), excluding parameters; also the student block parameter count."""
-    import copy
-
-    import numpy as np
-    import torch
-    from mmpretrain.registry import MODELS, TRANSFORMS
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from train_step import make_batch
-
-    cfg = copy.deepcopy(cfg)
-    arch = dict(cfg.model.backbone.get('arch'))if isinstance(cfg.model.backbone.arch, dict) \
-        else None
-    if arch is None:
-        from pera_mm.models.backbones.pera_vit import PerAViT
-        arch = dict(PerAViT.arch_zoo[cfg.model.backbone.arch])
-    arch['num_layers'] = depth
-    cfg.model.backbone.update(arch=arch, with_cp=with_cp, drop_path_rate=0.0)
-    torch.manual_seed(seed)
-    np.random.seed(seed)
-    model = MODELS.build(cfg.model).train()
-    transforms = [TRANSFORMS.build(t) for t in cfg.train_dataloader.dataset.pipeline[1:]]
-    g = next(t for t in cfg.train_dataloader.dataset.pipeline
-             if t['type'] == 'PerAMultiCropViews')['global_crop_size']
-    data = model.data_preprocessor(make_batch(transforms, batch, g * 8 // 7, seed), True)
-    saved = saved_for_backward_bytes(model, lambda: model(**data, mode='loss'))
-    block_params = sum(q.numel() for q in model.backbone.blocks.parameters())
-    return saved, block_params
-
-
-def measure_nonblock(cfg, tk, h, f, batches=(2, 4)):
-    """Non-block saved bytes per sample and per step, from depth-2 runs at two batch
-    sizes (KoLeo needs >= 2 samples)."""
-    b1, b2 = batches
-    s1, pb = _measure_saved(cfg, 2, b1, False)
-    s2, _ = _measure_saved(cfg, 2, b2, False)
-    blocks_ps = student_blocks_saved(tk, h, f, 0.0, 2, False)
-    per_sample = (s2 - s1) / (b2 - b1) - blocks_ps
-    # minus the blocks' bf16 weight copies (2 bytes x block params, per step)
-    per_step = s1 - b1 * (blocks_ps + per_sample) - 2 * pb
-    return dict(per_sample=per_sample, per_step=per_step, batches=list(batches),
-                measured_depth2=[s1, s2])
-
-
-def validate(cfg, tk, h, f, nonblock, depth=4, batch=3):
-    """Predicted vs measured saved bytes of a depth-4 model, with and without checkpointing."""
-    out = {}
-    for ckpt in (False, True):
-        measured, pb = _measure_saved(cfg, depth, batch, ckpt)
-        predicted = (nonblock['per_step'] + batch * nonblock['per_sample']
-                     + batch * student_blocks_saved(tk, h, f, 0.0, depth, ckpt)
-                     + (0 if ckpt else 2 * pb))
-        out['checkpoint' if ckpt else 'no_checkpoint'] = dict(
-            depth=depth, batch=batch, measured=measured, predicted=predicted,
-            ratio=measured / predicted)
-    return out
-
-
-def calibrate_block(h, heads, f, token_counts=(64, 256), batch=10):
-    """Bytes one PerA Block saves for backward under CPU bf16 autocast, measured
-    with saved-tensor hooks at two sequence lengths: the slope is the per-token
-    cost (compared with the formula), the intercept the per-call cost (the bf16
-    weight copies autocast saves, compared with 2 bytes x block parameters)."""
-    import torch
-
-    from pera_mm.models.utils import Block
-    out = {}
-    for p in (0.0, 0.3):
-        sizes = []
-        for T in token_counts:
-            torch.manual_seed(0)
-            blk = Block(h, heads, f, drop_path=p, drop_path_mode='subset').train()
-            x = torch.randn(batch, T, h, requires_grad=True)
-            sizes.append(saved_for_backward_bytes(blk, lambda blk=blk, x=x: blk(x)))
-        slope = (sizes[1] - sizes[0]) / ((token_counts[1] - token_counts[0]) * batch)
-        intercept = sizes[0] - slope * token_counts[0] * batch
-        block_params = sum(q.numel() for q in blk.parameters())
-        formula = per_token_block_bytes(h, f, p)
-        out[f'p={p}'] = dict(measured_bytes_per_token=slope, formula_bytes_per_token=formula,
-                             ratio=slope / formula, per_call_bytes=intercept,
-                             bf16_weight_copy_bytes=2 * block_params)
-    return out
 
 
 # -------------------------------------------------------------------- main
 def main(argv=None):
     args = make_parser().parse_args(argv)
-    from mmengine.config import Config
+    if args.paper_setting:
+        return paper_setting(args)
     cfg_path = Path(args.config)
     cfg = Config.fromfile(cfg_path if cfg_path.is_absolute() else C.REPO / cfg_path)
     if args.prototypes:
@@ -328,16 +150,23 @@ def main(argv=None):
     model = build_meta(cfg)
     bb = model.backbone
     arch = bb.arch_settings
-    h, f, heads, depth = (arch['embed_dims'], arch['feedforward_channels'], arch['num_heads'],
-                          arch['num_layers'])
+    h, f, heads, depth = (
+        arch['embed_dims'],
+        arch['feedforward_channels'],
+        arch['num_heads'],
+        arch['num_layers'],
+    )
     p = float(cfg.model.backbone.get('drop_path_rate', 0.0))
     if cfg.model.backbone.get('drop_path_mode', 'subset') != 'subset':
         p = 0.0  # 'row' mode computes every row (and keeps no index_add sources)
-    P = dict(student_backbone=numel(model.backbone), student_projector=numel(model.projector),
-             predictor=numel(model.predictor) if model.predictor is not None else 0,
-             mask_token=model.mask_token.numel(),
-             teacher_backbone=numel(model.teacher.backbone),
-             teacher_projector=numel(model.teacher.projector))
+    P = dict(
+        student_backbone=numel(model.backbone),
+        student_projector=numel(model.projector),
+        predictor=numel(model.predictor) if model.predictor is not None else 0,
+        mask_token=model.mask_token.numel(),
+        teacher_backbone=numel(model.teacher.backbone),
+        teacher_projector=numel(model.teacher.projector),
+    )
     P_s = P['student_backbone'] + P['student_projector'] + P['predictor'] + P['mask_token']
     P_t = P['teacher_backbone'] + P['teacher_projector']
     P_blocks = sum(numel(b) for b in bb.blocks)
@@ -361,13 +190,18 @@ def main(argv=None):
     capacity, reserve = args.gpu_mem_gb * GiB, args.reserve_gb * GiB
     cfg_batch = cfg.train_dataloader.batch_size
     cfg_ckpt = bool(cfg.model.backbone.get('with_cp', False))
-    variants = [('ckpt, fused attn', True, True), ('no ckpt, fused attn', False, True),
-                ('ckpt, non-fused', True, False), ('no ckpt, non-fused', False, False)]
+    variants = [
+        ('ckpt, fused attn', True, True),
+        ('no ckpt, fused attn', False, True),
+        ('ckpt, non-fused', True, False),
+        ('no ckpt, non-fused', False, False),
+    ]
 
     def per_sample(ckpt, fused):
         if ckpt:
-            student = bt['kept_checkpointed'] + (bt['recompute_transient'] if fused
-                                                 else bt['recompute_transient_nonfused'])
+            student = bt['kept_checkpointed'] + (
+                bt['recompute_transient'] if fused else bt['recompute_transient_nonfused']
+            )
         else:
             student = bt['saved_fused'] + (0 if fused else bt['saved_attn_extra_nonfused'])
         return max(student + nonblock['per_sample'], bt['teacher_transient'])
@@ -375,68 +209,121 @@ def main(argv=None):
     weight_copies = {True: 2 * P_block, False: 2 * P_blocks}
     per_gpu = []
     for n in args.gpus:
-        persistent = dict(params_fp32=4 * (P_s + P_t) / n, grads_fp32=4 * P_s / n,
-                          adamw_states=8 * P_s / n)
+        persistent = dict(
+            params_fp32=4 * (P_s + P_t) / n, grads_fp32=4 * P_s / n, adamw_states=8 * P_s / n
+        )
         pers = sum(persistent.values())
-        entry = dict(gpus=n, persistent_bytes=persistent, persistent_total=pers,
-                     gathered=gathered, variants={})
+        entry = dict(
+            gpus=n,
+            persistent_bytes=persistent,
+            persistent_total=pers,
+            gathered=gathered,
+            variants={},
+        )
         for name, ckpt, fused in variants:
             ps = per_sample(ckpt, fused)
             fixed = pers + gathered + weight_copies[ckpt] + nonblock['per_step']
             left = capacity - reserve - fixed
             mb = max(0, math.floor(left / ps))
             entry['variants'][name] = dict(
-                checkpoint=ckpt, fused_attention=fused, bf16_weight_copies=weight_copies[ckpt],
-                fixed_bytes=fixed, free_for_activations=left, per_sample_bytes=ps,
-                max_batch_per_gpu=mb, config_batch_fits=mb >= cfg_batch, global_batch=mb * n)
+                checkpoint=ckpt,
+                fused_attention=fused,
+                bf16_weight_copies=weight_copies[ckpt],
+                fixed_bytes=fixed,
+                free_for_activations=left,
+                per_sample_bytes=ps,
+                max_batch_per_gpu=mb,
+                config_batch_fits=mb >= cfg_batch,
+                global_batch=mb * n,
+            )
         per_gpu.append(entry)
 
     # ------------------------------------------------------------------ print
     print(f'Config: {args.config}')
-    print(f'ViT: dim {h}, depth {depth}, heads {heads}, MLP {f}; drop path {p} (subset); '
-          f'K = {K}; {tk["global_size"]} px globals x{tk["num_global"]}, '
-          f'{tk["local_size"]} px locals x{tk["num_local"]}; mask ratios {tk["ratios"]}; '
-          f'DINO loss chunk {cfg.model.cls_loss.get("chunk_size")}; with_cp {cfg_ckpt}')
+    print(
+        f'ViT: dim {h}, depth {depth}, heads {heads}, MLP {f}; drop path {p} (subset); '
+        f'K = {K}; {tk["global_size"]} px globals x{tk["num_global"]}, '
+        f'{tk["local_size"]} px locals x{tk["num_local"]}; mask ratios {tk["ratios"]}; '
+        f'DINO loss chunk {cfg.model.cls_loss.get("chunk_size")}; with_cp {cfg_ckpt}'
+    )
     print('\nParameters (model built on the meta device)')
-    print(C.table([[k, v / 1e6] for k, v in P.items()] +
-                  [['student (trainable)', P_s / 1e6], ['teacher (EMA)', P_t / 1e6]],
-                  ['part', 'M params']))
-    pol_text = ('pera_fsdp_wrap_policy' if policy[0] == 'class'
-                else f'size_based_auto_wrap_policy, min_num_params={policy[1]:.0e}')
-    print(f'\nFSDP units ({pol_text}): '
-          f'{len(units)} units, largest non-root {largest / 1e6:.1f} M, root {root / 1e6:.2f} M'
-          f' -> gathered fp32 params + grads {gathered / GiB:.2f} GiB')
+    print(
+        C.table(
+            [[k, v / 1e6] for k, v in P.items()]
+            + [['student (trainable)', P_s / 1e6], ['teacher (EMA)', P_t / 1e6]],
+            ['part', 'M params'],
+        )
+    )
+    pol_text = (
+        'pera_fsdp_wrap_policy'
+        if policy[0] == 'class'
+        else f'size_based_auto_wrap_policy, min_num_params={policy[1]:.0e}'
+    )
+    print(
+        f'\nFSDP units ({pol_text}): '
+        f'{len(units)} units, largest non-root {largest / 1e6:.1f} M, root {root / 1e6:.2f} M'
+        f' -> gathered fp32 params + grads {gathered / GiB:.2f} GiB'
+    )
     print('\nTokens per sample entering the blocks')
     trow = [[f'student {name}', r, t, b] for name, r, t, b in tk['student_paths']]
     trow += [[f'teacher {name}', r, t, b] for name, r, t, b in tk['teacher_paths']]
     print(C.table(trow, ['path', 'crops', 'tokens', 'blocks']))
-    print(f"\nStudent block bytes per token per block (fused SDPA, bf16): "
-          f"(1-p)(20h+4f+8h[p>0]) = {bt['per_token_block_bytes']:.0f} B "
-          f"= {bt['per_token_block_bytes'] / h:.1f} h")
+    print(
+        f'\nStudent block bytes per token per block (fused SDPA, bf16): '
+        f'(1-p)(20h+4f+8h[p>0]) = {bt["per_token_block_bytes"]:.0f} B '
+        f'= {bt["per_token_block_bytes"] / h:.1f} h'
+    )
     rows = [[k, v / 2**20] for k, v in bt.items() if k != 'per_token_block_bytes']
-    rows += [['non-block, per sample (measured)', nonblock['per_sample'] / 2**20],
-             ['non-block, per step (measured)', nonblock['per_step'] / 2**20]]
+    rows += [
+        ['non-block, per sample (measured)', nonblock['per_sample'] / 2**20],
+        ['non-block, per step (measured)', nonblock['per_step'] / 2**20],
+    ]
     print(C.table(rows, ['term', 'MiB']))
     if calib:
         print('\nCheck 1: one Block at this width, CPU bf16 autocast, saved-tensor hooks')
-        print(C.table([[k, v['measured_bytes_per_token'], v['formula_bytes_per_token'],
-                        v['ratio'], v['per_call_bytes'] / 2**20,
-                        v['bf16_weight_copy_bytes'] / 2**20] for k, v in calib.items()],
-                      ['drop path', 'measured B/token', 'formula B/token', 'ratio',
-                       'per call MiB', '2 x block params MiB']))
+        print(
+            C.table(
+                [
+                    [
+                        k,
+                        v['measured_bytes_per_token'],
+                        v['formula_bytes_per_token'],
+                        v['ratio'],
+                        v['per_call_bytes'] / 2**20,
+                        v['bf16_weight_copy_bytes'] / 2**20,
+                    ]
+                    for k, v in calib.items()
+                ],
+                [
+                    'drop path',
+                    'measured B/token',
+                    'formula B/token',
+                    'ratio',
+                    'per call MiB',
+                    '2 x block params MiB',
+                ],
+            )
+        )
     if validation:
-        print('\nCheck 2: the config\'s model at depth 4, batch 3 (drop path 0): saved bytes')
-        print(C.table([[k, v['measured'] / 2**20, v['predicted'] / 2**20, v['ratio']]
-                       for k, v in validation.items()],
-                      ['variant', 'measured MiB', 'predicted MiB', 'ratio']))
-    print(f'\nPer GPU on a {args.gpu_mem_gb:g} GiB device (reserve {args.reserve_gb:g} GiB for '
-          f'CUDA context, NCCL, workspaces, fragmentation); FSDP over N GPUs; '
-          f'config: batch {cfg_batch}/GPU, with_cp={cfg_ckpt}')
+        print("\nCheck 2: the config's model at depth 4, batch 3 (drop path 0): saved bytes")
+        print(
+            C.table(
+                [
+                    [k, v['measured'] / 2**20, v['predicted'] / 2**20, v['ratio']]
+                    for k, v in validation.items()
+                ],
+                ['variant', 'measured MiB', 'predicted MiB', 'ratio'],
+            )
+        )
+    print(
+        f'\nPer GPU on a {args.gpu_mem_gb:g} GiB device (reserve {args.reserve_gb:g} GiB for '
+        f'CUDA context, NCCL, workspaces, fragmentation); FSDP over N GPUs; '
+        f'config: batch {cfg_batch}/GPU, with_cp={cfg_ckpt}'
+    )
     rows = []
     for e in per_gpu:
         pb = e['persistent_bytes']
-        row = [e['gpus'], pb['params_fp32'] / GiB, pb['grads_fp32'] / GiB,
-               pb['adamw_states'] / GiB]
+        row = [e['gpus'], pb['params_fp32'] / GiB, pb['grads_fp32'] / GiB, pb['adamw_states'] / GiB]
         for name, _, _ in variants:
             v = e['variants'][name]
             row += [v['per_sample_bytes'] / 2**20, v['max_batch_per_gpu']]
@@ -445,22 +332,47 @@ def main(argv=None):
     for name, _, _ in variants:
         hdr += [f'{name}: MiB/sample', 'max batch']
     print(C.table(rows, hdr))
-    print(f'+ per GPU: gathered {gathered / GiB:.2f} GiB; bf16 weight copies '
-          f'{weight_copies[False] / GiB:.2f} GiB without checkpointing, '
-          f'{weight_copies[True] / GiB:.3f} GiB with it; non-block per step '
-          f'{nonblock["per_step"] / GiB:.2f} GiB')
-    payload = dict(meta=C.machine_info(), config=args.config,
-                   arch=dict(dim=h, depth=depth, heads=heads, mlp=f, drop_path=p, prototypes=K,
-                             chunk_size=cfg.model.cls_loss.get('chunk_size'),
-                             with_cp=cfg_ckpt),
-                   params=P, student_params=P_s, teacher_params=P_t, block_params=P_blocks,
-                   fsdp=dict(policy=list(policy), num_units=len(units), root=root,
-                             largest_unit=largest, gathered_bytes=gathered),
-                   tokens=tk, block_terms=bt, nonblock=nonblock, calibration=calib,
-                   validation=validation, weight_copies=dict(checkpoint=weight_copies[True],
-                                                             no_checkpoint=weight_copies[False]),
-                   capacity_bytes=capacity, reserve_bytes=reserve, config_batch=cfg_batch,
-                   per_gpu=per_gpu)
+    print(
+        f'+ per GPU: gathered {gathered / GiB:.2f} GiB; bf16 weight copies '
+        f'{weight_copies[False] / GiB:.2f} GiB without checkpointing, '
+        f'{weight_copies[True] / GiB:.3f} GiB with it; non-block per step '
+        f'{nonblock["per_step"] / GiB:.2f} GiB'
+    )
+    payload = dict(
+        meta=C.machine_info(),
+        config=args.config,
+        arch=dict(
+            dim=h,
+            depth=depth,
+            heads=heads,
+            mlp=f,
+            drop_path=p,
+            prototypes=K,
+            chunk_size=cfg.model.cls_loss.get('chunk_size'),
+            with_cp=cfg_ckpt,
+        ),
+        params=P,
+        student_params=P_s,
+        teacher_params=P_t,
+        block_params=P_blocks,
+        fsdp=dict(
+            policy=list(policy),
+            num_units=len(units),
+            root=root,
+            largest_unit=largest,
+            gathered_bytes=gathered,
+        ),
+        tokens=tk,
+        block_terms=bt,
+        nonblock=nonblock,
+        calibration=calib,
+        validation=validation,
+        weight_copies=dict(checkpoint=weight_copies[True], no_checkpoint=weight_copies[False]),
+        capacity_bytes=capacity,
+        reserve_bytes=reserve,
+        config_batch=cfg_batch,
+        per_gpu=per_gpu,
+    )
     if args.out:
         C.write_json(args.out, payload)
         print(f'\nJSON written to {args.out}')

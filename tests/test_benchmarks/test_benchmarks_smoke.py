@@ -11,16 +11,16 @@ import json
 import math
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-BENCH = REPO / 'benchmarks'
+from pera_mm.testing import REPO_ROOT
+
+BENCH = REPO_ROOT / 'benchmarks'
 
 
 def run(script, *args, timeout=300):
-    proc = subprocess.run([sys.executable, str(BENCH / script), *map(str, args)], cwd=REPO,
+    proc = subprocess.run([sys.executable, str(BENCH / script), *map(str, args)], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     return proc.stdout
@@ -94,7 +94,7 @@ def test_train_step_quick(tmp_path):
 
 def test_data_pipeline_quick(tmp_path):
     out = tmp_path / 'data_pipeline.json'
-    run('data_pipeline.py', '--quick', '--out', out)
+    run('data_pipeline.py', '--quick', '--target-rate', 1e9, '--out', out)
     d = json.loads(out.read_text())
     assert d['setup']['tile_size'] == 512 and d['setup']['views_per_sample'] == 20
     ip = d['in_process']
@@ -110,8 +110,10 @@ def test_data_pipeline_quick(tmp_path):
     r1, r2 = loaders[1]['steady_samples_per_s'], loaders[2]['steady_samples_per_s']
     assert close(loaders[2]['scaling_efficiency'], r2 / (2 * r1))
     assert close(loaders[2]['speedup_vs_1_worker'], r2 / r1)
-    assert d['target']['target'] == 30.0
-    assert d['target']['met'] == (ip['samples_per_s'] >= 30.0)
+    # the goal is the argument, judged on the in-process rate: 1e9 samples/s is out of reach
+    target = d['target']
+    assert target['target'] == 1e9 and target['per_worker_samples_per_s'] == ip['samples_per_s']
+    assert target['met'] is False and target['loader_1_worker_met'] is False
 
 
 def test_memory_model_fast(tmp_path):
@@ -146,3 +148,35 @@ def test_block_formula_matches_a_real_block():
     assert calib['p=0.0']['ratio'] == pytest.approx(1.0, rel=0.1)
     assert calib['p=0.0']['per_call_bytes'] == pytest.approx(
         calib['p=0.0']['bf16_weight_copy_bytes'], rel=0.1)
+
+
+def test_memory_model_paper_setting_fast(tmp_path):
+    out = tmp_path / 'paper.json'
+    stdout = run('memory_model.py', '--paper-setting', '--no-measure', '--out', out)
+    assert '0.254' in stdout  # the paper's ratio is printed next to ours
+    d = json.loads(out.read_text())
+    s = d['setting']
+    assert (s['global_size'], s['local_size'], s['batch']) == (512, 96, 16)
+    # 512 px: 32 x 32 patches; s/l/t 0.2/0.2/0.6 -> 205 s, 205 l, 614 t
+    pera = {p[0]: p[2] for p in d['tokens']['pera']['student_paths']}
+    assert pera['global early'] == 1 + 205 and pera['global late'] == 1 + 410
+    assert {p[0]: p[2] for p in d['tokens']['baseline']['student_paths']}['global'] == 1025
+    proj = d['projection']
+    for prec in ('fp32', 'bf16'):
+        for attn in ('fused', 'non-fused'):
+            p, b = proj[f'pera/{prec}/{attn}'], proj[f'baseline/{prec}/{attn}']
+            assert p['total'] < b['total']
+            assert close(d['ratios'][f'{prec}/{attn}'], p['total'] / b['total'])
+            parts = ('params_fp32', 'grads_fp32', 'adamw_states', 'bf16_weight_copies',
+                     'non_block_per_step', 'activations')
+            assert close(p['total'], sum(p[k] for k in parts))
+        # materialised attention matrices only add memory, and more for the full views
+        extra = {
+            m: proj[f'{m}/{prec}/non-fused']['total'] - proj[f'{m}/{prec}/fused']['total']
+            for m in ('pera', 'baseline')
+        }
+        assert extra['baseline'] > extra['pera'] > 0
+    # bf16 halves the saved activations but keeps fp32 params, grads and AdamW state
+    assert proj['baseline/bf16/fused']['activations'] < proj['baseline/fp32/fused']['activations']
+    assert proj['pera/bf16/fused']['adamw_states'] == proj['pera/fp32/fused']['adamw_states']
+    assert d['paper']['ratio'] == pytest.approx(6.64 / 26.16)

@@ -2,8 +2,9 @@
 
 Use from any config with ``custom_imports=dict(imports=['pera_mm'])``.
 """
-from .version import __version__
+
 from .utils import setup_torch_load_compat
+from .version import __version__
 
 setup_torch_load_compat()
 

@@ -1,4 +1,5 @@
 """FSDP auto-wrap policy for PerA: student and teacher shard alike."""
+
 from mmengine.registry import FUNCTIONS
 
 #: Modules that become their own FSDP unit.
@@ -6,8 +7,9 @@ PERA_FSDP_UNITS = ('Block', 'PerAViT', 'PerADINOHead', 'PixelPredictionHead')
 
 
 @FUNCTIONS.register_module()
-def pera_fsdp_wrap_policy(module, recurse: bool, nonwrapped_numel: int,
-                          module_names=PERA_FSDP_UNITS) -> bool:
+def pera_fsdp_wrap_policy(
+    module, recurse: bool, nonwrapped_numel: int, module_names=PERA_FSDP_UNITS
+) -> bool:
     """Wrap every transformer block, every backbone and every head.
 
     The EMA update ``teacher <- m * teacher + (1 - m) * student`` runs on each

@@ -10,8 +10,9 @@ def knn_leave_one_out(features, labels, k=5):
     representation quality that needs no training, used to spot collapse.
     """
     if features.shape[0] != labels.shape[0]:
-        raise ValueError(f'knn_leave_one_out: {features.shape[0]} features but '
-                         f'{labels.shape[0]} labels')
+        raise ValueError(
+            f'knn_leave_one_out: {features.shape[0]} features but {labels.shape[0]} labels'
+        )
     if not 0 < k < features.shape[0]:
         raise ValueError(f'knn_leave_one_out: k must be in [1, {features.shape[0] - 1}], got {k}')
     f = F.normalize(features.float(), dim=-1)

@@ -16,6 +16,7 @@ Three layouts meet here:
 All functions are pure (dict in, dict out) so they are testable without
 files. Failures raise :class:`CheckpointConvertError` with a one-line message.
 """
+
 import os
 import os.path as osp
 import re
@@ -25,15 +26,16 @@ from typing import Callable, Dict, Iterable, Optional, Tuple
 import torch
 
 # Our PerAViT parameter names (after flattening chunked blocks).
-_VIT_KEY = re.compile(r'^(?:cls_token|pos_embed'
-                      r'|patch_embed\.proj\.(?:weight|bias)'
-                      r'|norm\.(?:weight|bias)'
-                      r'|blocks\.\d+\.(?:norm[12]\.(?:weight|bias)'
-                      r'|attn\.(?:qkv|proj)\.(?:weight|bias)'
-                      r'|mlp\.fc[12]\.(?:weight|bias)|ls[12]\.gamma))$')
+_VIT_KEY = re.compile(
+    r'^(?:cls_token|pos_embed'
+    r'|patch_embed\.proj\.(?:weight|bias)'
+    r'|norm\.(?:weight|bias)'
+    r'|blocks\.\d+\.(?:norm[12]\.(?:weight|bias)'
+    r'|attn\.(?:qkv|proj)\.(?:weight|bias)'
+    r'|mlp\.fc[12]\.(?:weight|bias)|ls[12]\.gamma))$'
+)
 # DINO head / pixel head parameter names (ours and the released code's).
-_HEAD_KEY = re.compile(
-    r'^(?:mlp\.\d+\.(?:weight|bias)|last_layer\.weight_[gv])$')
+_HEAD_KEY = re.compile(r'^(?:mlp\.\d+\.(?:weight|bias)|last_layer\.weight_[gv])$')
 _CHUNKED_BLOCK = re.compile(r'^blocks\.(\d+)\.(\d+)\.(.+)$')
 # torch.nn.utils.parametrizations.weight_norm names -> classic weight_norm.
 _PARAMETRIZED_WN = {
@@ -52,8 +54,7 @@ _VIT_TO_MMPRETRAIN_BLOCK = {
     'mlp.fc2': 'ffn.layers.1',
     'ls2': 'ffn.gamma2',
 }
-_VIT_TO_MMPRETRAIN_GLOBAL = {'patch_embed.proj': 'patch_embed.projection',
-                             'norm': 'ln1'}
+_VIT_TO_MMPRETRAIN_GLOBAL = {'patch_embed.proj': 'patch_embed.projection', 'norm': 'ln1'}
 BACKBONE_FORMATS = ('pera', 'mmpretrain')
 
 
@@ -77,19 +78,21 @@ def load_weights_file(path: str) -> dict:
     except Exception as e:  # noqa: BLE001  (any unpickling failure)
         lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
         # torch's weights-only message puts the cause on its own line
-        reason = next((ln for ln in lines if 'WeightsUnpickler error' in ln),
-                      lines[0] if lines else '')
+        reason = next(
+            (ln for ln in lines if 'WeightsUnpickler error' in ln), lines[0] if lines else ''
+        )
         raise CheckpointConvertError(
             f'{path}: cannot be read as a weights-only torch checkpoint '
-            f'({type(e).__name__}: {reason})') from None
+            f'({type(e).__name__}: {reason})'
+        ) from None
     if not isinstance(obj, dict):
         raise CheckpointConvertError(
-            f'{path}: expected a dict checkpoint, got {type(obj).__name__}')
+            f'{path}: expected a dict checkpoint, got {type(obj).__name__}'
+        )
     return obj
 
 
-def save_weights_file(state_dict: Dict[str, torch.Tensor], path: str,
-                      meta: dict) -> None:
+def save_weights_file(state_dict: Dict[str, torch.Tensor], path: str, meta: dict) -> None:
     """Write ``{'state_dict', 'meta'}`` (tensors and plain types only, so it
     loads with ``weights_only=True`` and MMEngine's ``load_checkpoint``)."""
     parent = osp.dirname(osp.abspath(path))
@@ -99,7 +102,7 @@ def save_weights_file(state_dict: Dict[str, torch.Tensor], path: str,
 
 def _strip_module(key: str) -> str:
     while key.startswith('module.'):
-        key = key[len('module.'):]
+        key = key[len('module.') :]
     return key
 
 
@@ -109,8 +112,8 @@ def _tensors(mapping: dict, prefix: str, source: str) -> 'OrderedDict':
     for key, value in mapping.items():
         if not isinstance(value, torch.Tensor):
             raise CheckpointConvertError(
-                f'{source}: {prefix}{key} is a {type(value).__name__}, '
-                'expected a tensor')
+                f'{source}: {prefix}{key} is a {type(value).__name__}, expected a tensor'
+            )
         out[prefix + _strip_module(key)] = value
     return out
 
@@ -127,43 +130,39 @@ def unwrap_state_dict(obj: dict, source: str = '<checkpoint>') -> 'OrderedDict':
     removed at every level.
     """
     while True:
-        inner = next((obj[k] for k in ('state_dict', 'model')
-                      if isinstance(obj.get(k), dict)), None)
+        inner = next(
+            (obj[k] for k in ('state_dict', 'model') if isinstance(obj.get(k), dict)), None
+        )
         if inner is None:
             break
         obj = inner
-    parts = [k for k in ('student', 'teacher', 'dino_loss')
-             if isinstance(obj.get(k), dict)]
+    parts = [k for k in ('student', 'teacher', 'dino_loss') if isinstance(obj.get(k), dict)]
     if not parts:
         return _tensors(obj, '', source)
     flat = OrderedDict()
     for part in parts:
         # Without a student, ``teacher`` holds a teacher-only export whose
         # keys (backbone.*, dino_head.*) are already relative to the teacher.
-        sub_prefix = '' if part == 'teacher' and 'student' not in parts \
-            else part + '.'
+        sub_prefix = '' if part == 'teacher' and 'student' not in parts else part + '.'
         flat.update(_tensors(obj[part], sub_prefix, source))
     # Loose tensors next to the sub-dicts (e.g. a mask token) are weights too.
-    flat.update(
-        _tensors({k: v
-                  for k, v in obj.items() if isinstance(v, torch.Tensor)}, '',
-                 source))
+    flat.update(_tensors({k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}, '', source))
     return flat
 
 
-def _block_chunk_renamer(keys: Iterable[str],
-                         source: str) -> Callable[[str], str]:
+def _block_chunk_renamer(keys: Iterable[str], source: str) -> Callable[[str], str]:
     """Key renaming ``blocks.{chunk}.{i}.*`` -> ``blocks.{n}.*``, numbering
     blocks by their order (chunk, index)."""
     keys = list(keys)
-    pairs = sorted({(int(m.group(1)), int(m.group(2)))
-                    for m in map(_CHUNKED_BLOCK.match, keys) if m})
+    pairs = sorted(
+        {(int(m.group(1)), int(m.group(2))) for m in map(_CHUNKED_BLOCK.match, keys) if m}
+    )
     if not pairs:
         return lambda key: key
     if any(re.match(r'^blocks\.\d+\.[^\d]', k) for k in keys):
         raise CheckpointConvertError(
-            f'{source}: mixes chunked (blocks.c.i.*) and plain (blocks.i.*) '
-            'block keys')
+            f'{source}: mixes chunked (blocks.c.i.*) and plain (blocks.i.*) block keys'
+        )
     index = {pair: n for n, pair in enumerate(pairs)}
 
     def rename(key: str) -> str:
@@ -176,8 +175,9 @@ def _block_chunk_renamer(keys: Iterable[str],
     return rename
 
 
-def flatten_block_chunks(state_dict: Dict[str, torch.Tensor],
-                         source: str = '<backbone>') -> 'OrderedDict':
+def flatten_block_chunks(
+    state_dict: Dict[str, torch.Tensor], source: str = '<backbone>'
+) -> 'OrderedDict':
     """``blocks.{chunk}.{i}.*`` (DINOv2 ``BlockChunk``) -> ``blocks.{n}.*``.
 
     Blocks are numbered by their order (chunk, index); the ``nn.Identity``
@@ -191,20 +191,27 @@ def flatten_block_chunks(state_dict: Dict[str, torch.Tensor],
 def _rename_weight_norm(key: str) -> str:
     for old, new in _PARAMETRIZED_WN.items():
         if key.endswith(old):
-            return key[:-len(old)] + new
+            return key[: -len(old)] + new
     return key
 
 
-def _map_group(state_dict: Dict[str, torch.Tensor], src_prefix: str,
-               dst_prefixes: Tuple[str, ...], pattern: re.Pattern,
-               out: 'OrderedDict', used: set, source: str,
-               chunked: bool = False) -> None:
+def _map_group(
+    state_dict: Dict[str, torch.Tensor],
+    src_prefix: str,
+    dst_prefixes: Tuple[str, ...],
+    pattern: re.Pattern,
+    out: 'OrderedDict',
+    used: set,
+    source: str,
+    chunked: bool = False,
+) -> None:
     """Move ``src_prefix + k`` to every ``dst + k`` for valid sub-keys ``k``
     (block chunks flattened first when ``chunked``)."""
     keys = [k for k in state_dict if k.startswith(src_prefix)]
-    subs = [k[len(src_prefix):] for k in keys]
-    rename = (_block_chunk_renamer(subs, f'{source}: {src_prefix}*')
-              if chunked else (lambda key: key))
+    subs = [k[len(src_prefix) :] for k in keys]
+    rename = (
+        _block_chunk_renamer(subs, f'{source}: {src_prefix}*') if chunked else (lambda key: key)
+    )
     for src_key, sub in zip(keys, subs):
         sub = _rename_weight_norm(rename(sub))
         if not pattern.match(sub):
@@ -212,15 +219,16 @@ def _map_group(state_dict: Dict[str, torch.Tensor], src_prefix: str,
         used.add(src_key)
         for dst in dst_prefixes:
             if dst + sub in out:
-                raise CheckpointConvertError(
-                    f'{source}: two source keys map to {dst + sub}')
+                raise CheckpointConvertError(f'{source}: two source keys map to {dst + sub}')
             out[dst + sub] = state_dict[src_key]
 
 
-def convert_official_to_pera(state_dict: Dict[str, torch.Tensor],
-                             copy_teacher_to_student: bool = False,
-                             ignore: Iterable[str] = (),
-                             source: str = '<state dict>') -> 'OrderedDict':
+def convert_official_to_pera(
+    state_dict: Dict[str, torch.Tensor],
+    copy_teacher_to_student: bool = False,
+    ignore: Iterable[str] = (),
+    source: str = '<state dict>',
+) -> 'OrderedDict':
     """The released PerA layout -> our :class:`PerA` state dict.
 
     Full checkpoints map ``student.backbone`` -> ``backbone``,
@@ -243,8 +251,9 @@ def convert_official_to_pera(state_dict: Dict[str, torch.Tensor],
         CheckpointConvertError: a source key has no mapping (all are listed).
     """
     ignore_res = [re.compile(p) for p in ignore]
-    state_dict = OrderedDict((k, v) for k, v in state_dict.items()
-                             if not any(r.search(k) for r in ignore_res))
+    state_dict = OrderedDict(
+        (k, v) for k, v in state_dict.items() if not any(r.search(k) for r in ignore_res)
+    )
     if not state_dict:
         raise CheckpointConvertError(f'{source}: no weights to convert')
     out, used = OrderedDict(), set()
@@ -254,31 +263,30 @@ def convert_official_to_pera(state_dict: Dict[str, torch.Tensor],
         if copy_teacher_to_student:
             raise CheckpointConvertError(
                 f'{source}: copy_teacher_to_student only applies to '
-                'teacher-only checkpoints; this one has student.*/teacher.*')
+                'teacher-only checkpoints; this one has student.*/teacher.*'
+            )
         groups = [
-            ('student.backbone.', ('backbone.', ), _VIT_KEY, True),
-            ('teacher.backbone.', ('teacher.backbone.', ), _VIT_KEY, True),
-            ('student.cls_head.', ('projector.', ), _HEAD_KEY, False),
-            ('student.dino_head.', ('projector.', ), _HEAD_KEY, False),
-            ('teacher.cls_head.', ('teacher.projector.', ), _HEAD_KEY, False),
-            ('teacher.dino_head.', ('teacher.projector.', ), _HEAD_KEY, False),
-            ('pred_head.mlp0.', ('predictor.', ), _HEAD_KEY, False),
-            ('pred_head.', ('predictor.', ),
-             re.compile(r'^last_layer\.weight_[gv]$'), False),
+            ('student.backbone.', ('backbone.',), _VIT_KEY, True),
+            ('teacher.backbone.', ('teacher.backbone.',), _VIT_KEY, True),
+            ('student.cls_head.', ('projector.',), _HEAD_KEY, False),
+            ('student.dino_head.', ('projector.',), _HEAD_KEY, False),
+            ('teacher.cls_head.', ('teacher.projector.',), _HEAD_KEY, False),
+            ('teacher.dino_head.', ('teacher.projector.',), _HEAD_KEY, False),
+            ('pred_head.mlp0.', ('predictor.',), _HEAD_KEY, False),
+            ('pred_head.', ('predictor.',), re.compile(r'^last_layer\.weight_[gv]$'), False),
         ]
         singles['s_mask_token'] = 'mask_token'
     else:
         copy = copy_teacher_to_student
-        backbone_dsts = ('teacher.backbone.', ) + (
-            ('backbone.', ) if copy else ())
-        head_dsts = ('teacher.projector.', ) + (
-            ('projector.', ) if copy else ())
-        groups = [('backbone.', backbone_dsts, _VIT_KEY, True),
-                  ('dino_head.', head_dsts, _HEAD_KEY, False),
-                  ('cls_head.', head_dsts, _HEAD_KEY, False)]
+        backbone_dsts = ('teacher.backbone.',) + (('backbone.',) if copy else ())
+        head_dsts = ('teacher.projector.',) + (('projector.',) if copy else ())
+        groups = [
+            ('backbone.', backbone_dsts, _VIT_KEY, True),
+            ('dino_head.', head_dsts, _HEAD_KEY, False),
+            ('cls_head.', head_dsts, _HEAD_KEY, False),
+        ]
     for src_prefix, dsts, pattern, chunked in groups:
-        _map_group(state_dict, src_prefix, dsts, pattern, out, used, source,
-                   chunked)
+        _map_group(state_dict, src_prefix, dsts, pattern, out, used, source, chunked)
     for src_key, dst_key in singles.items():
         if src_key in state_dict:
             out[dst_key] = state_dict[src_key]
@@ -287,31 +295,30 @@ def convert_official_to_pera(state_dict: Dict[str, torch.Tensor],
     if unmapped:
         raise CheckpointConvertError(
             f'{source}: {_short_list(unmapped)} have no mapping to the PerA '
-            'layout (drop them on purpose with ignore / --ignore REGEX)')
+            'layout (drop them on purpose with ignore / --ignore REGEX)'
+        )
     return out
 
 
-def select_backbone(state_dict: Dict[str, torch.Tensor],
-                    part: str = 'teacher',
-                    source: str = '<state dict>') -> 'OrderedDict':
+def select_backbone(
+    state_dict: Dict[str, torch.Tensor], part: str = 'teacher', source: str = '<state dict>'
+) -> 'OrderedDict':
     """The ``teacher.backbone.*`` (or student ``backbone.*``) weights of our
     PerA state dict, with the prefix removed and names checked."""
     prefixes = {'teacher': 'teacher.backbone.', 'student': 'backbone.'}
     if part not in prefixes:
-        raise CheckpointConvertError(
-            f"part must be 'teacher' or 'student', got {part!r}")
+        raise CheckpointConvertError(f"part must be 'teacher' or 'student', got {part!r}")
     prefix = prefixes[part]
-    backbone = OrderedDict((k[len(prefix):], v)
-                           for k, v in state_dict.items()
-                           if k.startswith(prefix))
+    backbone = OrderedDict(
+        (k[len(prefix) :], v) for k, v in state_dict.items() if k.startswith(prefix)
+    )
     if not backbone:
         raise CheckpointConvertError(
-            f"{source} has no '{prefix}*' weights "
-            '(is it a PerA training checkpoint?)')
+            f"{source} has no '{prefix}*' weights (is it a PerA training checkpoint?)"
+        )
     bad = [prefix + k for k in backbone if not _VIT_KEY.match(k)]
     if bad:
-        raise CheckpointConvertError(
-            f'{source}: {_short_list(bad)} are not PerAViT parameters')
+        raise CheckpointConvertError(f'{source}: {_short_list(bad)} are not PerAViT parameters')
     return backbone
 
 
@@ -321,23 +328,23 @@ def _mmpretrain_key(key: str) -> Optional[str]:
     module, _, param = key.rpartition('.')
     param = 'weight' if param == 'gamma' else param
     m = re.match(r'^blocks\.(\d+)\.(.+)$', module)
-    new = (_VIT_TO_MMPRETRAIN_BLOCK.get(m.group(2)) if m else
-           _VIT_TO_MMPRETRAIN_GLOBAL.get(module))
+    new = _VIT_TO_MMPRETRAIN_BLOCK.get(m.group(2)) if m else _VIT_TO_MMPRETRAIN_GLOBAL.get(module)
     if new is None:
         return None
     return f'layers.{m.group(1)}.{new}.{param}' if m else f'{new}.{param}'
 
 
-def pera_vit_to_mmpretrain(state_dict: Dict[str, torch.Tensor],
-                           source: str = '<backbone>') -> 'OrderedDict':
+def pera_vit_to_mmpretrain(
+    state_dict: Dict[str, torch.Tensor], source: str = '<backbone>'
+) -> 'OrderedDict':
     """PerAViT keys -> MMPretrain ``VisionTransformer`` keys (same tensors)."""
     out = OrderedDict()
     for key, value in state_dict.items():
         new = _mmpretrain_key(key)
         if new is None:
             raise CheckpointConvertError(
-                f'{source}: {key} has no MMPretrain VisionTransformer '
-                'equivalent')
+                f'{source}: {key} has no MMPretrain VisionTransformer equivalent'
+            )
         out[new] = value
     return out
 
@@ -356,14 +363,17 @@ def infer_vit_arch(state_dict: Dict[str, torch.Tensor]) -> dict:
         in_channels=int(proj.shape[1]),
         num_patches=int(state_dict['pos_embed'].shape[1]) - 1,
         qkv_bias='blocks.0.attn.qkv.bias' in state_dict,
-        layer_scale='blocks.0.ls1.gamma' in state_dict)
+        layer_scale='blocks.0.ls1.gamma' in state_dict,
+    )
 
 
-def extract_backbone(state_dict: Dict[str, torch.Tensor],
-                     part: str = 'teacher',
-                     fmt: str = 'pera',
-                     prefix: Optional[str] = None,
-                     source: str = '<state dict>') -> 'OrderedDict':
+def extract_backbone(
+    state_dict: Dict[str, torch.Tensor],
+    part: str = 'teacher',
+    fmt: str = 'pera',
+    prefix: Optional[str] = None,
+    source: str = '<state dict>',
+) -> 'OrderedDict':
     """A PerA state dict -> the backbone weights for downstream use.
 
     Args:
@@ -378,8 +388,7 @@ def extract_backbone(state_dict: Dict[str, torch.Tensor],
             added, as MMEngine does.
     """
     if fmt not in BACKBONE_FORMATS:
-        raise CheckpointConvertError(
-            f'format must be one of {BACKBONE_FORMATS}, got {fmt!r}')
+        raise CheckpointConvertError(f'format must be one of {BACKBONE_FORMATS}, got {fmt!r}')
     backbone = select_backbone(state_dict, part, source)
     if fmt == 'mmpretrain':
         backbone = pera_vit_to_mmpretrain(backbone, source)

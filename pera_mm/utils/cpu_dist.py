@@ -6,6 +6,7 @@ CPU. For CPU-only debugging and CI, :func:`setup_cpu_distributed` starts the
 process group itself with the gloo backend (the Runner then skips
 ``init_dist``) and makes the DDP wrapper CPU-friendly (``device_ids=None``).
 """
+
 import datetime
 
 import torch.distributed as torch_dist
@@ -26,8 +27,11 @@ def setup_cpu_distributed(cfg: Config) -> bool:
     on a DDP ``model_wrapper_cfg`` (``device_id='cpu'`` on an FSDP strategy's
     wrapper); returns True.
     """
-    if (cfg.get('launcher', 'none') != 'pytorch' or amp_device_available()
-            or torch_dist.is_initialized()):
+    if (
+        cfg.get('launcher', 'none') != 'pytorch'
+        or amp_device_available()
+        or torch_dist.is_initialized()
+    ):
         return False
     env_cfg = cfg.setdefault('env_cfg', {})
     dist_cfg = env_cfg.setdefault('dist_cfg', {})
@@ -39,8 +43,11 @@ def setup_cpu_distributed(cfg: Config) -> bool:
     torch_dist.init_process_group(backend='gloo', **kwargs)
 
     strategy = cfg.get('strategy')
-    if cfg.get('runner_type') == 'FlexibleRunner' and strategy is not None \
-            and 'FSDP' in str(strategy.get('type', '')):
+    if (
+        cfg.get('runner_type') == 'FlexibleRunner'
+        and strategy is not None
+        and 'FSDP' in str(strategy.get('type', ''))
+    ):
         # MMEngine passes device_id=LOCAL_RANK (a CUDA index); FSDP shards on
         # the CPU only when told so explicitly.
         strategy.setdefault('model_wrapper', {})['device_id'] = 'cpu'
@@ -52,13 +59,12 @@ def setup_cpu_distributed(cfg: Config) -> bool:
         cfg.model_wrapper_cfg = dict(
             type='MMDistributedDataParallel',
             broadcast_buffers=False,
-            find_unused_parameters=cfg.get('find_unused_parameters', False))
+            find_unused_parameters=cfg.get('find_unused_parameters', False),
+        )
         wrapper = cfg.model_wrapper_cfg
     wrapper_type = wrapper.get('type', 'MMDistributedDataParallel')
     if isinstance(wrapper_type, str):
         wrapper_type = MODEL_WRAPPERS.get(wrapper_type)
-    if wrapper_type is None or issubclass(wrapper_type,
-                                          DistributedDataParallel):
+    if wrapper_type is None or issubclass(wrapper_type, DistributedDataParallel):
         wrapper['device_ids'] = None
     return True
-

@@ -14,6 +14,7 @@ any other class in a checkpoint is still rejected. ``getattr`` is NOT
 allow-listed as the builtin; a restricted stand-in is registered under its
 pickle name that only resolves HistoryBuffer's statistics methods.
 """
+
 import pickle
 from typing import Any, Callable, List, Tuple, Union
 
@@ -27,8 +28,20 @@ _HISTORY_BUFFER_STATISTICS = ('min', 'max', 'current', 'mean')
 
 # Numeric numpy dtypes whose scalars / arrays MMEngine logs (metrics such as
 # ``np.float32`` best scores, ``np.float64`` eta, int64 counts).
-_NUMPY_DTYPES = ('bool', 'int8', 'int16', 'int32', 'int64', 'uint8', 'uint16',
-                 'uint32', 'uint64', 'float16', 'float32', 'float64')
+_NUMPY_DTYPES = (
+    'bool',
+    'int8',
+    'int16',
+    'int32',
+    'int64',
+    'uint8',
+    'uint16',
+    'uint32',
+    'uint64',
+    'float16',
+    'float32',
+    'float64',
+)
 
 _installed = False
 
@@ -41,13 +54,14 @@ def history_buffer_getattr(obj: Any, name: str) -> Any:
     allow-listing it does not expose attribute access on arbitrary objects.
     """
     from mmengine.logging import HistoryBuffer
-    allowed = set(_HISTORY_BUFFER_STATISTICS) | set(
-        HistoryBuffer._statistics_methods)
+
+    allowed = set(_HISTORY_BUFFER_STATISTICS) | set(HistoryBuffer._statistics_methods)
     if obj is HistoryBuffer and isinstance(name, str) and name in allowed:
         return getattr(HistoryBuffer, name)
     raise pickle.UnpicklingError(
         f'getattr({obj!r}, {name!r}) is not allowed in a weights-only load; '
-        'only HistoryBuffer statistics methods are')
+        'only HistoryBuffer statistics methods are'
+    )
 
 
 def _numpy_multiarray_func(name: str) -> Callable:

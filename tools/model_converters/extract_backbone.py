@@ -12,6 +12,7 @@ checkpoint=DST, prefix='backbone.')`` or a whole-model ``load_from``;
 without it use ``init_cfg=dict(type='Pretrained', checkpoint=DST)`` on the
 backbone.
 """
+
 import argparse
 import importlib.util
 import os.path as osp
@@ -21,30 +22,36 @@ if importlib.util.find_spec('pera_mm') is None:  # run from a source checkout
     sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 
 from pera_mm.utils.checkpoint_convert import (  # noqa: E402
-    BACKBONE_FORMATS, CheckpointConvertError, extract_backbone,
-    infer_vit_arch, load_weights_file, save_weights_file, select_backbone,
-    unwrap_state_dict)
+    BACKBONE_FORMATS,
+    CheckpointConvertError,
+    extract_backbone,
+    infer_vit_arch,
+    load_weights_file,
+    save_weights_file,
+    select_backbone,
+    unwrap_state_dict,
+)
 from pera_mm.version import __version__  # noqa: E402
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description='Extract the (teacher) backbone of a PerA checkpoint')
+        description='Extract the (teacher) backbone of a PerA checkpoint'
+    )
     parser.add_argument('src', help='PerA training checkpoint (MMEngine)')
     parser.add_argument('dst', help='output checkpoint path')
     parser.add_argument(
         '--student',
         action='store_true',
-        help='take the student backbone (backbone.*) instead of the teacher')
+        help='take the student backbone (backbone.*) instead of the teacher',
+    )
     parser.add_argument(
         '--format',
         choices=BACKBONE_FORMATS,
         default='pera',
-        help='key names: PerAViT (pera) or MMPretrain VisionTransformer')
-    parser.add_argument(
-        '--prefix',
-        default='',
-        help='prepended to every key, e.g. "backbone."')
+        help='key names: PerAViT (pera) or MMPretrain VisionTransformer',
+    )
+    parser.add_argument('--prefix', default='', help='prepended to every key, e.g. "backbone."')
     return parser.parse_args(argv)
 
 
@@ -54,8 +61,7 @@ def main(argv=None):
     try:
         checkpoint = load_weights_file(args.src)
         state_dict = unwrap_state_dict(checkpoint, args.src)
-        backbone = extract_backbone(
-            state_dict, part, args.format, args.prefix, source=args.src)
+        backbone = extract_backbone(state_dict, part, args.format, args.prefix, source=args.src)
         src_meta = checkpoint.get('meta')
         src_meta = src_meta if isinstance(src_meta, dict) else {}
         meta = dict(
@@ -66,13 +72,12 @@ def main(argv=None):
             prefix=args.prefix,
             pera_mm_version=__version__,
             arch=infer_vit_arch(select_backbone(state_dict, part, args.src)),
-            **{k: src_meta[k]
-               for k in ('epoch', 'iter') if isinstance(src_meta.get(k), int)})
+            **{k: src_meta[k] for k in ('epoch', 'iter') if isinstance(src_meta.get(k), int)},
+        )
         save_weights_file(backbone, args.dst, meta)
     except CheckpointConvertError as e:
         sys.exit(f'error: {e}')
-    print(f'wrote {len(backbone)} {part} backbone tensors ({args.format}) '
-          f'to {args.dst}')
+    print(f'wrote {len(backbone)} {part} backbone tensors ({args.format}) to {args.dst}')
 
 
 if __name__ == '__main__':

@@ -10,6 +10,7 @@ chunked blocks, or a teacher-only export (``backbone.*``, ``dino_head.*``).
 DST holds ``{'state_dict', 'meta'}`` for :class:`pera_mm.models.PerA`
 (``load_from=DST`` or MMEngine's ``load_checkpoint``).
 """
+
 import argparse
 import importlib.util
 import os.path as osp
@@ -19,27 +20,36 @@ if importlib.util.find_spec('pera_mm') is None:  # run from a source checkout
     sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 
 from pera_mm.utils.checkpoint_convert import (  # noqa: E402
-    CheckpointConvertError, convert_official_to_pera, infer_vit_arch,
-    load_weights_file, save_weights_file, select_backbone, unwrap_state_dict)
+    CheckpointConvertError,
+    convert_official_to_pera,
+    infer_vit_arch,
+    load_weights_file,
+    save_weights_file,
+    select_backbone,
+    unwrap_state_dict,
+)
 from pera_mm.version import __version__  # noqa: E402
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description='Convert released PerA weights to the pera_mm layout')
+        description='Convert released PerA weights to the pera_mm layout'
+    )
     parser.add_argument('src', help='released PerA checkpoint')
     parser.add_argument('dst', help='output checkpoint path')
     parser.add_argument(
         '--copy-teacher-to-student',
         action='store_true',
         help='teacher-only input: also write the teacher weights to the '
-        'student keys (backbone.*, projector.*)')
+        'student keys (backbone.*, projector.*)',
+    )
     parser.add_argument(
         '--ignore',
         nargs='+',
         default=[],
         metavar='REGEX',
-        help='source keys to drop on purpose (e.g. "ibot_head")')
+        help='source keys to drop on purpose (e.g. "ibot_head")',
+    )
     return parser.parse_args(argv)
 
 
@@ -51,15 +61,17 @@ def main(argv=None):
             source,
             copy_teacher_to_student=args.copy_teacher_to_student,
             ignore=args.ignore,
-            source=args.src)
+            source=args.src,
+        )
         meta = dict(
             converter='pera_official_to_mm',
             source=osp.abspath(args.src),
             pera_mm_version=__version__,
-            teacher_only=not any(k.startswith('predictor.') or k == 'mask_token'
-                                 for k in state_dict),
-            arch=infer_vit_arch(select_backbone(state_dict, 'teacher',
-                                                args.src)))
+            teacher_only=not any(
+                k.startswith('predictor.') or k == 'mask_token' for k in state_dict
+            ),
+            arch=infer_vit_arch(select_backbone(state_dict, 'teacher', args.src)),
+        )
         save_weights_file(state_dict, args.dst, meta)
     except CheckpointConvertError as e:
         sys.exit(f'error: {e}')

@@ -1,5 +1,6 @@
 # Copyright (c) pera-mm contributors. All rights reserved.
 """PerA multi-crop views: spatially aligned student/teacher pairs."""
+
 import math
 from numbers import Number
 from typing import List, Optional, Sequence, Tuple
@@ -7,7 +8,6 @@ from typing import List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 from mmcv.transforms import BaseTransform
-
 from mmpretrain.registry import TRANSFORMS
 
 # Defaults from the released PerA code (method.md 1.1). ``blur_*`` and
@@ -21,7 +21,8 @@ DEFAULT_STUDENT_COLOR = dict(
     gray_prob=0.08,
     blur_prob=0.0,
     blur_sigma=(0.1, 2.0),
-    solarize_prob=0.0)
+    solarize_prob=0.0,
+)
 DEFAULT_TEACHER_COLOR = dict(
     jitter_prob=0.1,
     brightness=0.4,
@@ -31,7 +32,8 @@ DEFAULT_TEACHER_COLOR = dict(
     gray_prob=0.0,
     blur_prob=0.0,
     blur_sigma=(0.1, 2.0),
-    solarize_prob=0.0)
+    solarize_prob=0.0,
+)
 
 # A crop geometry: (top, left, height, width, hflip, vflip) in input pixels.
 Geometry = Tuple[int, int, int, int, bool, bool]
@@ -47,23 +49,26 @@ def _check_positive_int(name: str, value, allow_zero: bool = False) -> int:
 
 def _check_prob(name: str, value) -> float:
     if not isinstance(value, Number) or not 0.0 <= value <= 1.0:
-        raise ValueError(f'{name} must be a probability in [0, 1], '
-                         f'got {value!r}')
+        raise ValueError(f'{name} must be a probability in [0, 1], got {value!r}')
     return float(value)
 
 
-def _check_pair(name: str, value, low: float, high: float,
-                low_open: bool) -> Tuple[float, float]:
+def _check_pair(name: str, value, low: float, high: float, low_open: bool) -> Tuple[float, float]:
     """Check an increasing (a, b) pair inside (low, high] or [low, high]."""
-    ok = (isinstance(value, Sequence) and len(value) == 2
-          and all(isinstance(v, Number) for v in value))
+    ok = (
+        isinstance(value, Sequence)
+        and len(value) == 2
+        and all(isinstance(v, Number) for v in value)
+    )
     if ok:
         a, b = float(value[0]), float(value[1])
         ok = (a > low if low_open else a >= low) and a <= b <= high
     if not ok:
         lo = '(' if low_open else '['
-        raise ValueError(f'{name} must be a pair (min, max) with min <= max '
-                         f'inside {lo}{low}, {high}], got {value!r}')
+        raise ValueError(
+            f'{name} must be a pair (min, max) with min <= max '
+            f'inside {lo}{low}, {high}], got {value!r}'
+        )
     return a, b
 
 
@@ -75,24 +80,24 @@ def _check_color(name: str, cfg: Optional[dict], defaults: dict) -> dict:
         raise ValueError(f'{name} must be a dict, got {type(cfg).__name__}')
     unknown = sorted(set(cfg) - set(defaults))
     if unknown:
-        raise ValueError(f'{name} has unknown keys {unknown}; expected a '
-                         f'subset of {sorted(defaults)}')
+        raise ValueError(
+            f'{name} has unknown keys {unknown}; expected a subset of {sorted(defaults)}'
+        )
     merged = {**defaults, **cfg}
     for key in ('jitter_prob', 'gray_prob', 'blur_prob', 'solarize_prob'):
         merged[key] = _check_prob(f'{name}.{key}', merged[key])
     for key in ('brightness', 'contrast', 'saturation'):
         value = merged[key]
         if not isinstance(value, Number) or value < 0:
-            raise ValueError(f'{name}.{key} must be a number >= 0, '
-                             f'got {value!r}')
+            raise ValueError(f'{name}.{key} must be a number >= 0, got {value!r}')
         merged[key] = float(value)
     hue = merged['hue']
     if not isinstance(hue, Number) or not 0 <= hue <= 0.5:
         raise ValueError(f'{name}.hue must be in [0, 0.5], got {hue!r}')
     merged['hue'] = float(hue)
-    merged['blur_sigma'] = _check_pair(f'{name}.blur_sigma',
-                                       merged['blur_sigma'], 0.0, math.inf,
-                                       True)
+    merged['blur_sigma'] = _check_pair(
+        f'{name}.blur_sigma', merged['blur_sigma'], 0.0, math.inf, True
+    )
     return merged
 
 
@@ -151,48 +156,41 @@ class PerAMultiCropViews(BaseTransform):
             Defaults to True.
     """
 
-    def __init__(self,
-                 global_crop_size: int = 448,
-                 local_crop_size: int = 96,
-                 num_global_crops: int = 2,
-                 num_local_crops: int = 8,
-                 global_crop_scale: Tuple[float, float] = (0.4, 1.0),
-                 local_crop_scale: Tuple[float, float] = (0.05, 0.4),
-                 ratio: Tuple[float, float] = (3. / 4., 4. / 3.),
-                 hflip_prob: float = 0.5,
-                 vflip_prob: float = 0.5,
-                 student_color: Optional[dict] = None,
-                 teacher_color: Optional[dict] = None,
-                 spatial_alignment: bool = True) -> None:
-        self.global_crop_size = _check_positive_int('global_crop_size',
-                                                    global_crop_size)
-        self.local_crop_size = _check_positive_int('local_crop_size',
-                                                   local_crop_size)
-        self.num_global_crops = _check_positive_int('num_global_crops',
-                                                    num_global_crops)
+    def __init__(
+        self,
+        global_crop_size: int = 448,
+        local_crop_size: int = 96,
+        num_global_crops: int = 2,
+        num_local_crops: int = 8,
+        global_crop_scale: Tuple[float, float] = (0.4, 1.0),
+        local_crop_scale: Tuple[float, float] = (0.05, 0.4),
+        ratio: Tuple[float, float] = (3.0 / 4.0, 4.0 / 3.0),
+        hflip_prob: float = 0.5,
+        vflip_prob: float = 0.5,
+        student_color: Optional[dict] = None,
+        teacher_color: Optional[dict] = None,
+        spatial_alignment: bool = True,
+    ) -> None:
+        self.global_crop_size = _check_positive_int('global_crop_size', global_crop_size)
+        self.local_crop_size = _check_positive_int('local_crop_size', local_crop_size)
+        self.num_global_crops = _check_positive_int('num_global_crops', num_global_crops)
         self.num_local_crops = _check_positive_int(
-            'num_local_crops', num_local_crops, allow_zero=True)
-        self.global_crop_scale = _check_pair('global_crop_scale',
-                                             global_crop_scale, 0.0, 1.0,
-                                             True)
-        self.local_crop_scale = _check_pair('local_crop_scale',
-                                            local_crop_scale, 0.0, 1.0, True)
+            'num_local_crops', num_local_crops, allow_zero=True
+        )
+        self.global_crop_scale = _check_pair('global_crop_scale', global_crop_scale, 0.0, 1.0, True)
+        self.local_crop_scale = _check_pair('local_crop_scale', local_crop_scale, 0.0, 1.0, True)
         self.ratio = _check_pair('ratio', ratio, 0.0, math.inf, True)
         self.hflip_prob = _check_prob('hflip_prob', hflip_prob)
         self.vflip_prob = _check_prob('vflip_prob', vflip_prob)
-        self.student_color = _check_color('student_color', student_color,
-                                          DEFAULT_STUDENT_COLOR)
-        self.teacher_color = _check_color('teacher_color', teacher_color,
-                                          DEFAULT_TEACHER_COLOR)
+        self.student_color = _check_color('student_color', student_color, DEFAULT_STUDENT_COLOR)
+        self.teacher_color = _check_color('teacher_color', teacher_color, DEFAULT_TEACHER_COLOR)
         if not isinstance(spatial_alignment, bool):
-            raise ValueError('spatial_alignment must be a bool, got '
-                             f'{spatial_alignment!r}')
+            raise ValueError(f'spatial_alignment must be a bool, got {spatial_alignment!r}')
         self.spatial_alignment = spatial_alignment
         self._log_ratio = (math.log(self.ratio[0]), math.log(self.ratio[1]))
 
     # ------------------------------------------------------------- geometry
-    def _sample_geometry(self, height: int, width: int,
-                         scale: Tuple[float, float]) -> Geometry:
+    def _sample_geometry(self, height: int, width: int, scale: Tuple[float, float]) -> Geometry:
         """Draw a random-resized-crop box (Inception-style) and two flips."""
         area = height * width
         # Ten candidate boxes drawn at once; keep the first that fits.
@@ -200,8 +198,7 @@ class PerAMultiCropViews(BaseTransform):
         aspects = np.exp(np.random.uniform(*self._log_ratio, size=10))
         ws = np.rint(np.sqrt(targets * aspects)).astype(np.int64)
         hs = np.rint(np.sqrt(targets / aspects)).astype(np.int64)
-        fits = np.flatnonzero((ws > 0) & (ws <= width) & (hs > 0)
-                              & (hs <= height))
+        fits = np.flatnonzero((ws > 0) & (ws <= width) & (hs > 0) & (hs <= height))
         if fits.size:
             h, w = int(hs[fits[0]]), int(ws[fits[0]])
             top = int(np.random.randint(0, height - h + 1))
@@ -210,11 +207,9 @@ class PerAMultiCropViews(BaseTransform):
             # Fallback: the largest centred box with an allowed aspect ratio.
             in_ratio = width / height
             if in_ratio < self.ratio[0]:
-                w, h = width, max(1, min(height,
-                                         round(width / self.ratio[0])))
+                w, h = width, max(1, min(height, round(width / self.ratio[0])))
             elif in_ratio > self.ratio[1]:
-                h, w = height, max(1, min(width,
-                                          round(height * self.ratio[1])))
+                h, w = height, max(1, min(width, round(height * self.ratio[1])))
             else:
                 h, w = height, width
             top, left = (height - h) // 2, (width - w) // 2
@@ -223,13 +218,11 @@ class PerAMultiCropViews(BaseTransform):
         return top, left, h, w, hflip, vflip
 
     @staticmethod
-    def _render(img: np.ndarray, geometry: Geometry,
-                size: int) -> np.ndarray:
+    def _render(img: np.ndarray, geometry: Geometry, size: int) -> np.ndarray:
         """Crop, resize to (size, size) and flip."""
         top, left, h, w, hflip, vflip = geometry
-        crop = img[top:top + h, left:left + w]
-        interp = cv2.INTER_AREA if (h >= size and w >= size) \
-            else cv2.INTER_CUBIC
+        crop = img[top : top + h, left : left + w]
+        interp = cv2.INTER_AREA if (h >= size and w >= size) else cv2.INTER_CUBIC
         out = cv2.resize(crop, (size, size), interpolation=interp)
         if hflip and vflip:
             out = cv2.flip(out, -1)
@@ -293,14 +286,14 @@ class PerAMultiCropViews(BaseTransform):
         if cfg['blur_prob'] > 0 and np.random.rand() < cfg['blur_prob']:
             sigma = np.random.uniform(*cfg['blur_sigma'])
             view = cv2.GaussianBlur(view, (0, 0), sigmaX=sigma)
-        if cfg['solarize_prob'] > 0 and \
-                np.random.rand() < cfg['solarize_prob']:
+        if cfg['solarize_prob'] > 0 and np.random.rand() < cfg['solarize_prob']:
             view = np.where(view >= 128, 255 - view, view)
         return view
 
     # ------------------------------------------------------------- transform
-    def _pairs(self, img: np.ndarray, num: int, size: int,
-               scale: Tuple[float, float]) -> Tuple[List, List]:
+    def _pairs(
+        self, img: np.ndarray, num: int, size: int, scale: Tuple[float, float]
+    ) -> Tuple[List, List]:
         """Make ``num`` (student, teacher) view pairs of side ``size``."""
         height, width = img.shape[:2]
         students, teachers = [], []
@@ -323,34 +316,44 @@ class PerAMultiCropViews(BaseTransform):
     def transform(self, results: dict) -> dict:
         """Replace ``results['img']`` by the list of student/teacher views."""
         img = results.get('img')
-        if not (isinstance(img, np.ndarray) and img.ndim == 3
-                and img.shape[2] == 3 and img.dtype == np.uint8
-                and img.shape[0] > 0 and img.shape[1] > 0):
-            desc = (f'{type(img).__name__} {getattr(img, "shape", "")} '
-                    f'{getattr(img, "dtype", "")}').strip()
-            raise ValueError("PerAMultiCropViews needs results['img'] as an "
-                             f'(H, W, 3) uint8 RGB array, got {desc}')
-        g_student, g_teacher = self._pairs(img, self.num_global_crops,
-                                           self.global_crop_size,
-                                           self.global_crop_scale)
-        l_student, l_teacher = self._pairs(img, self.num_local_crops,
-                                           self.local_crop_size,
-                                           self.local_crop_scale)
+        if not (
+            isinstance(img, np.ndarray)
+            and img.ndim == 3
+            and img.shape[2] == 3
+            and img.dtype == np.uint8
+            and img.shape[0] > 0
+            and img.shape[1] > 0
+        ):
+            desc = (
+                f'{type(img).__name__} {getattr(img, "shape", "")} {getattr(img, "dtype", "")}'
+            ).strip()
+            raise ValueError(
+                "PerAMultiCropViews needs results['img'] as an "
+                f'(H, W, 3) uint8 RGB array, got {desc}'
+            )
+        g_student, g_teacher = self._pairs(
+            img, self.num_global_crops, self.global_crop_size, self.global_crop_scale
+        )
+        l_student, l_teacher = self._pairs(
+            img, self.num_local_crops, self.local_crop_size, self.local_crop_scale
+        )
         results['img'] = g_student + g_teacher + l_student + l_teacher
         results['num_global_crops'] = self.num_global_crops
         results['num_local_crops'] = self.num_local_crops
         return results
 
     def __repr__(self) -> str:
-        return (f'{self.__class__.__name__}('
-                f'global_crop_size={self.global_crop_size}, '
-                f'local_crop_size={self.local_crop_size}, '
-                f'num_global_crops={self.num_global_crops}, '
-                f'num_local_crops={self.num_local_crops}, '
-                f'global_crop_scale={self.global_crop_scale}, '
-                f'local_crop_scale={self.local_crop_scale}, '
-                f'ratio={self.ratio}, hflip_prob={self.hflip_prob}, '
-                f'vflip_prob={self.vflip_prob}, '
-                f'student_color={self.student_color}, '
-                f'teacher_color={self.teacher_color}, '
-                f'spatial_alignment={self.spatial_alignment})')
+        return (
+            f'{self.__class__.__name__}('
+            f'global_crop_size={self.global_crop_size}, '
+            f'local_crop_size={self.local_crop_size}, '
+            f'num_global_crops={self.num_global_crops}, '
+            f'num_local_crops={self.num_local_crops}, '
+            f'global_crop_scale={self.global_crop_scale}, '
+            f'local_crop_scale={self.local_crop_scale}, '
+            f'ratio={self.ratio}, hflip_prob={self.hflip_prob}, '
+            f'vflip_prob={self.vflip_prob}, '
+            f'student_color={self.student_color}, '
+            f'teacher_color={self.teacher_color}, '
+            f'spatial_alignment={self.spatial_alignment})'
+        )

@@ -7,25 +7,45 @@ from mmpretrain.registry import HOOKS
 
 
 def capture_random_state():
-    """Python, NumPy and torch (CPU + CUDA) generator states as plain ints/tensors,
-    so the checkpoint stays loadable with ``torch.load(weights_only=True)``."""
+    """Return the Python, NumPy and torch (CPU + CUDA) generator states.
+
+    The states are plain ints, floats and tensors, so a checkpoint holding them
+    stays loadable with ``torch.load(weights_only=True)``.
+
+    Returns:
+        dict: ``python``, ``numpy`` and ``torch`` states, plus ``cuda`` when a GPU
+        is available.
+    """
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     state = dict(
         python=random.getstate(),
-        numpy=dict(kind=kind, keys=torch.from_numpy(keys.astype(np.int64)), pos=int(pos),
-                   has_gauss=int(has_gauss), gauss=float(gauss)),
-        torch=torch.get_rng_state())
+        numpy=dict(
+            kind=kind,
+            keys=torch.from_numpy(keys.astype(np.int64)),
+            pos=int(pos),
+            has_gauss=int(has_gauss),
+            gauss=float(gauss),
+        ),
+        torch=torch.get_rng_state(),
+    )
     if torch.cuda.is_available():
         state['cuda'] = torch.cuda.get_rng_state_all()
     return state
 
 
 def restore_random_state(state):
+    """Set the generators back to a state returned by :func:`capture_random_state`.
+
+    Args:
+        state (dict): the captured states. A ``cuda`` entry is applied only when
+            a GPU is available.
+    """
     version, internal, gauss = state['python']
     random.setstate((version, tuple(internal), gauss))
     n = state['numpy']
-    np.random.set_state((n['kind'], n['keys'].numpy().astype(np.uint32), n['pos'],
-                         n['has_gauss'], n['gauss']))
+    np.random.set_state(
+        (n['kind'], n['keys'].numpy().astype(np.uint32), n['pos'], n['has_gauss'], n['gauss'])
+    )
     torch.set_rng_state(state['torch'])
     if 'cuda' in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state['cuda'])
@@ -42,18 +62,22 @@ class RandomStateHook(Hook):
     (fine-tuning) leaves the generators alone: the state is restored only when
     training starts at the checkpoint's own iteration.
     """
+
     priority = 'VERY_LOW'
 
     def __init__(self):
         self._pending = None
 
     def before_save_checkpoint(self, runner, checkpoint):
+        """Store the current generator states and iteration in the checkpoint."""
         checkpoint['random_state'] = dict(iter=runner.iter, **capture_random_state())
 
     def after_load_checkpoint(self, runner, checkpoint):
+        """Keep the loaded states until training starts (see :meth:`before_train`)."""
         self._pending = checkpoint.get('random_state')
 
     def before_train(self, runner):
+        """Restore the states when training resumes at the checkpoint's iteration."""
         state, self._pending = self._pending, None
         if state is not None and state['iter'] == runner.iter > 0:
             restore_random_state(state)

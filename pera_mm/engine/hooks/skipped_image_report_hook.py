@@ -1,11 +1,11 @@
 # Copyright (c) pera-mm contributors. All rights reserved.
 """Report, once per epoch, how many unreadable images training skipped."""
+
 from typing import List
 
 import torch
 from mmengine import dist
 from mmengine.hooks import Hook
-
 from mmpretrain.registry import HOOKS
 
 
@@ -47,17 +47,16 @@ class SkippedImageReportHook(Hook):
     priority = 'LOW'
 
     def after_train_epoch(self, runner) -> None:
-        datasets = find_skip_counting_datasets(
-            runner.train_dataloader.dataset)
+        """Log the epoch's and the run's skipped-image counts, summed over ranks."""
+        datasets = find_skip_counting_datasets(runner.train_dataloader.dataset)
         if not datasets:
             return
         counts = torch.tensor(
-            [sum(d.pop_epoch_skipped() for d in datasets),
-             sum(d.num_skipped for d in datasets)],
-            dtype=torch.int64)
+            [sum(d.pop_epoch_skipped() for d in datasets), sum(d.num_skipped for d in datasets)],
+            dtype=torch.int64,
+        )
         # Each rank reads its own shard; report the sum over ranks.
         if dist.get_world_size() > 1:
             dist.all_reduce(counts, op='sum')
         this_epoch, total = (int(c) for c in counts)
-        runner.logger.info(f'skipped {this_epoch} unreadable images this '
-                           f'epoch ({total} in total)')
+        runner.logger.info(f'skipped {this_epoch} unreadable images this epoch ({total} in total)')

@@ -19,34 +19,91 @@ class WarmupCosineParamScheduler(_ParamScheduler):
     cannot do.
 
     Args:
+        optimizer (Optimizer | OptimWrapper): the optimizer whose parameter is scheduled.
         param_name (str): 'lr', 'weight_decay', ...
         final_value (float): value reached at ``end``.
         warmup (int | float): warm-up length in the scheduler's unit.
         start_factor (float): warm-up starts at ``start_factor * base``.
+        begin (int): step at which the schedule starts.
+        end (int): step at which the cosine reaches ``final_value``; required.
+        last_step (int): the step of the last update (-1 before training).
+        by_epoch (bool): whether the steps are epochs (True) or iterations.
+        verbose (bool): print the value at each update.
     """
 
-    def __init__(self, optimizer, param_name, final_value, warmup=0, start_factor=0.,
-                 begin=0, end=INF, last_step=-1, by_epoch=True, verbose=False):
+    def __init__(
+        self,
+        optimizer,
+        param_name,
+        final_value,
+        warmup=0,
+        start_factor=0.0,
+        begin=0,
+        end=INF,
+        last_step=-1,
+        by_epoch=True,
+        verbose=False,
+    ):
         if end == INF:
             raise ValueError('WarmupCosineParamScheduler: end must be set (the cosine length)')
         if not 0 <= warmup < end - begin:
-            raise ValueError(f'WarmupCosineParamScheduler: warmup must be in [0, {end - begin}), '
-                             f'got {warmup}')
+            raise ValueError(
+                f'WarmupCosineParamScheduler: warmup must be in [0, {end - begin}), got {warmup}'
+            )
         self.final_value, self.warmup, self.start_factor = final_value, warmup, start_factor
-        super().__init__(optimizer, param_name, begin=begin, end=end, last_step=last_step,
-                         by_epoch=by_epoch, verbose=verbose)
+        super().__init__(
+            optimizer,
+            param_name,
+            begin=begin,
+            end=end,
+            last_step=last_step,
+            by_epoch=by_epoch,
+            verbose=verbose,
+        )
 
     @classmethod
-    def build_iter_from_epoch(cls, *args, warmup=0, begin=0, end=INF, by_epoch=True,
-                              epoch_length=None, **kwargs):
+    def build_iter_from_epoch(
+        cls, *args, warmup=0, begin=0, end=INF, by_epoch=True, epoch_length=None, **kwargs
+    ):
+        """Build the scheduler from epoch-based ``warmup``/``begin``/``end``.
+
+        Args:
+            *args: positional arguments of the constructor.
+            warmup (int | float): warm-up length in epochs.
+            begin (int | float): first epoch of the schedule.
+            end (int | float): last epoch (exclusive) of the cosine; must be set.
+            by_epoch (bool): must be True (the given lengths are in epochs).
+            epoch_length (int): iterations per epoch.
+            **kwargs: keyword arguments of the constructor.
+
+        Returns:
+            WarmupCosineParamScheduler: the same schedule counted in iterations.
+        """
         if not by_epoch or not epoch_length:
-            raise ValueError('WarmupCosineParamScheduler: converting to iterations needs '
-                             'by_epoch=True and the epoch length')
+            raise ValueError(
+                'WarmupCosineParamScheduler: converting to iterations needs '
+                'by_epoch=True and the epoch length'
+            )
         end = end if end == INF else int(end * epoch_length)
-        return cls(*args, warmup=int(warmup * epoch_length), begin=int(begin * epoch_length),
-                   end=end, by_epoch=False, **kwargs)
+        return cls(
+            *args,
+            warmup=int(warmup * epoch_length),
+            begin=int(begin * epoch_length),
+            end=end,
+            by_epoch=False,
+            **kwargs,
+        )
 
     def value_at(self, step, base):
+        """Value ``step`` steps after ``begin`` for a parameter whose base value is ``base``.
+
+        Args:
+            step (int): steps since ``begin``.
+            base (float): the parameter's initial value (the cosine's peak).
+
+        Returns:
+            float: the scheduled value.
+        """
         total = self.end - self.begin
         if step < self.warmup:
             start = self.start_factor * base

@@ -1,5 +1,6 @@
 """tools/train.py, tools/test.py and the launcher scripts, end to end on a toy
 MMEngine config (tests/data/toy_runner_config.py)."""
+
 import os
 import pickle
 import stat
@@ -11,28 +12,26 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from pera_mm.utils import setup_torch_load_compat
+from pera_mm.testing import REPO_ROOT
+from pera_mm.utils import PeraConfigError, setup_torch_load_compat
 
 setup_torch_load_compat()  # the tests read MMEngine checkpoints weights-only
 
-REPO = Path(__file__).resolve().parents[2]
-TOOLS = REPO / 'tools'
-DATA = REPO / 'tests' / 'data'
-CONFIG = DATA / 'toy_runner_config.py'
+TOOLS = REPO_ROOT / 'tools'
+CONFIG = REPO_ROOT / 'tests' / 'data' / 'toy_runner_config.py'
 
 
 def _env(**extra):
     env = dict(os.environ)
-    env['PYTHONPATH'] = os.pathsep.join(
-        p for p in (str(DATA), env.get('PYTHONPATH')) if p)
     env.pop('LOCAL_RANK', None)
     env.update(extra)
     return env
 
 
 def _run(args, cwd, **env):
-    proc = subprocess.run(args, cwd=cwd, env=_env(**env), capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run(
+        args, cwd=cwd, env=_env(**env), capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
 
@@ -49,16 +48,41 @@ def trained(tmp_path_factory):
     --resume (auto) continues to 4."""
     tmp = tmp_path_factory.mktemp('train')
     work_dir = tmp / 'work'
-    _run([sys.executable, str(TOOLS / 'train.py'), str(CONFIG), '--work-dir',
-          str(work_dir), '--amp', '--local-rank', '0'], cwd=tmp)
+    _run(
+        [
+            sys.executable,
+            str(TOOLS / 'train.py'),
+            str(CONFIG),
+            '--work-dir',
+            str(work_dir),
+            '--amp',
+            '--local-rank',
+            '0',
+        ],
+        cwd=tmp,
+    )
     first_log = _log(work_dir)
-    first_cfg = Config.fromfile(str(work_dir / 'toy_runner_config.py'),
-                                import_custom_modules=False)
-    _run([sys.executable, str(TOOLS / 'train.py'), str(CONFIG), '--work-dir',
-          str(work_dir), '--resume', '--cfg-options', 'train_cfg.max_iters=4'],
-         cwd=tmp)
-    return dict(tmp=tmp, work_dir=work_dir, first_log=first_log,
-                first_cfg=first_cfg, resume_log=_log(work_dir))
+    first_cfg = Config.fromfile(str(work_dir / 'toy_runner_config.py'), import_custom_modules=False)
+    _run(
+        [
+            sys.executable,
+            str(TOOLS / 'train.py'),
+            str(CONFIG),
+            '--work-dir',
+            str(work_dir),
+            '--resume',
+            '--cfg-options',
+            'train_cfg.max_iters=4',
+        ],
+        cwd=tmp,
+    )
+    return dict(
+        tmp=tmp,
+        work_dir=work_dir,
+        first_log=first_log,
+        first_cfg=first_cfg,
+        resume_log=_log(work_dir),
+    )
 
 
 def test_train_two_iterations(trained):
@@ -91,9 +115,21 @@ def test_resume_auto_continues_from_saved_iteration(trained):
 def test_test_py_evaluates_and_dumps(trained):
     tmp, work_dir = trained['tmp'], trained['work_dir']
     out = tmp / 'preds.pkl'
-    _run([sys.executable, str(TOOLS / 'test.py'), str(CONFIG),
-          str(work_dir / 'iter_4.pth'), '--work-dir', str(tmp / 'test_work'),
-          '--out', str(out), '--local_rank', '0'], cwd=tmp)
+    _run(
+        [
+            sys.executable,
+            str(TOOLS / 'test.py'),
+            str(CONFIG),
+            str(work_dir / 'iter_4.pth'),
+            '--work-dir',
+            str(tmp / 'test_work'),
+            '--out',
+            str(out),
+            '--local_rank',
+            '0',
+        ],
+        cwd=tmp,
+    )
     with open(out, 'rb') as f:
         preds = pickle.load(f)
     assert len(preds) == 8
@@ -117,9 +153,18 @@ def test_merge_args(load_script):
     train = load_script(TOOLS / 'train.py')
     cfg = train.merge_args(
         Config.fromfile(str(CONFIG), import_custom_modules=False),
-        train.parse_args([str(CONFIG), '--auto-scale-lr', '--no-validate',
-                          '--resume', str(CONFIG), '--cfg-options',
-                          'train_cfg.max_iters=7']))
+        train.parse_args(
+            [
+                str(CONFIG),
+                '--auto-scale-lr',
+                '--no-validate',
+                '--resume',
+                str(CONFIG),
+                '--cfg-options',
+                'train_cfg.max_iters=7',
+            ]
+        ),
+    )
     assert cfg.auto_scale_lr.enable is True
     assert cfg.val_cfg is None and cfg.val_dataloader is None
     assert cfg.resume is True and cfg.load_from == str(CONFIG)
@@ -133,8 +178,7 @@ def _exit_message(main, argv, capsys):
     with pytest.raises(SystemExit) as exc:
         main(argv)
     err = capsys.readouterr().err.strip()
-    msg = exc.value.code if isinstance(exc.value.code, str) else \
-        err.splitlines()[-1]
+    msg = exc.value.code if isinstance(exc.value.code, str) else err.splitlines()[-1]
     assert '\n' not in msg and 'Traceback' not in err
     return msg
 
@@ -144,34 +188,41 @@ def test_bad_input_is_one_line(tmp_path, capsys, load_script):
     msg = _exit_message(train.main, [str(tmp_path / 'nope.py')], capsys)
     assert msg.endswith(f'config file {tmp_path / "nope.py"} does not exist')
     bad = tmp_path / 'bad_amp.py'
-    bad.write_text(f"_base_ = '{CONFIG}'\n"
-                   "optim_wrapper = dict(type='ApexOptimWrapper')\n")
+    bad.write_text(f"_base_ = '{CONFIG}'\noptim_wrapper = dict(type='ApexOptimWrapper')\n")
     cfg = Config.fromfile(str(bad), import_custom_modules=False)
-    with pytest.raises(SystemExit) as exc:
+    with pytest.raises(PeraConfigError, match=r"^--amp: optim_wrapper.type='ApexOptimWrapper'"):
         train.merge_args(cfg, train.parse_args([str(bad), '--amp']))
-    assert exc.value.code.startswith(
-        "error: --amp: optim_wrapper.type='ApexOptimWrapper'")
-    msg = _exit_message(test.main, [str(CONFIG), str(tmp_path / 'x.pth')],
-                        capsys)
+    msg = _exit_message(train.main, [str(bad), '--amp'], capsys)
+    assert "--amp: optim_wrapper.type='ApexOptimWrapper'" in msg
+    msg = _exit_message(test.main, [str(CONFIG), str(tmp_path / 'x.pth')], capsys)
     assert msg.endswith(f'checkpoint {tmp_path / "x.pth"} does not exist')
-    msg = _exit_message(test.main, [str(CONFIG), str(CONFIG), '--out', 'a.json'],
-                        capsys)
+    msg = _exit_message(test.main, [str(CONFIG), str(CONFIG), '--out', 'a.json'], capsys)
     assert 'expected a .pkl or .pickle file' in msg
 
 
 def test_dist_train_sh_runs_two_cpu_processes(tmp_path):
     """torchrun + --launcher pytorch on a CPU-only machine (gloo fallback)."""
     work_dir = tmp_path / 'work'
-    _run(['bash', str(TOOLS / 'dist_train.sh'), str(CONFIG), '2', '--work-dir',
-          str(work_dir), '--no-validate'], cwd=tmp_path,
-         PORT=str(29500 + os.getpid() % 1000), OMP_NUM_THREADS='1')
+    _run(
+        [
+            'bash',
+            str(TOOLS / 'dist_train.sh'),
+            str(CONFIG),
+            '2',
+            '--work-dir',
+            str(work_dir),
+            '--no-validate',
+        ],
+        cwd=tmp_path,
+        PORT=str(29500 + os.getpid() % 1000),
+        OMP_NUM_THREADS='1',
+    )
     log = _log(work_dir)
     assert 'Distributed launcher: pytorch' in log
     assert 'Distributed training: True' in log
     ckpt = torch.load(work_dir / 'iter_2.pth', weights_only=True)
     assert ckpt['meta']['iter'] == 2
-    dumped = Config.fromfile(str(work_dir / 'toy_runner_config.py'),
-                             import_custom_modules=False)
+    dumped = Config.fromfile(str(work_dir / 'toy_runner_config.py'), import_custom_modules=False)
     assert dumped.env_cfg.dist_cfg.backend == 'gloo'
     assert dumped.model_wrapper_cfg.device_ids is None
 
@@ -179,9 +230,11 @@ def test_dist_train_sh_runs_two_cpu_processes(tmp_path):
 def _fake_launcher(bin_dir, name):
     """A stand-in for torchrun/srun that records its argv and PYTHONPATH."""
     script = bin_dir / name
-    script.write_text('#!/usr/bin/env bash\n'
-                      'printf "%s\\n" "$PYTHONPATH" > "$FAKE_OUT"\n'
-                      'printf "%s\\n" "$@" >> "$FAKE_OUT"\n')
+    script.write_text(
+        '#!/usr/bin/env bash\n'
+        'printf "%s\\n" "$PYTHONPATH" > "$FAKE_OUT"\n'
+        'printf "%s\\n" "$@" >> "$FAKE_OUT"\n'
+    )
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
 
 
@@ -190,43 +243,85 @@ def _launch(tmp_path, launcher, script, args, **env):
     bin_dir.mkdir(exist_ok=True)
     _fake_launcher(bin_dir, launcher)
     out = tmp_path / 'argv.txt'
-    _run(['bash', str(TOOLS / script)] + args, cwd=tmp_path,
-         PATH=f'{bin_dir}{os.pathsep}{os.environ["PATH"]}', FAKE_OUT=str(out),
-         **env)
+    _run(
+        ['bash', str(TOOLS / script)] + args,
+        cwd=tmp_path,
+        PATH=f'{bin_dir}{os.pathsep}{os.environ["PATH"]}',
+        FAKE_OUT=str(out),
+        **env,
+    )
     pythonpath, *argv = out.read_text().splitlines()
-    assert Path(pythonpath.split(os.pathsep)[0]).resolve() == REPO
+    assert Path(pythonpath.split(os.pathsep)[0]).resolve() == REPO_ROOT
     return argv
 
 
 def test_dist_test_sh_arguments(tmp_path):
-    argv = _launch(tmp_path, 'torchrun', 'dist_test.sh',
-                   ['cfg.py', 'ckpt.pth', '4', '--out', 'x.pkl'],
-                   NNODES='2', NODE_RANK='1', PORT='29123',
-                   MASTER_ADDR='10.0.0.1')
-    assert argv[:5] == ['--nnodes=2', '--node_rank=1',
-                        '--master_addr=10.0.0.1', '--nproc_per_node=4',
-                        '--master_port=29123']
+    argv = _launch(
+        tmp_path,
+        'torchrun',
+        'dist_test.sh',
+        ['cfg.py', 'ckpt.pth', '4', '--out', 'x.pkl'],
+        NNODES='2',
+        NODE_RANK='1',
+        PORT='29123',
+        MASTER_ADDR='127.0.0.2',
+    )
+    assert argv[:5] == [
+        '--nnodes=2',
+        '--node_rank=1',
+        '--master_addr=127.0.0.2',
+        '--nproc_per_node=4',
+        '--master_port=29123',
+    ]
     assert Path(argv[5]).resolve() == TOOLS / 'test.py'
-    assert argv[6:] == ['cfg.py', 'ckpt.pth', '--launcher', 'pytorch',
-                        '--out', 'x.pkl']
+    assert argv[6:] == ['cfg.py', 'ckpt.pth', '--launcher', 'pytorch', '--out', 'x.pkl']
 
 
-@pytest.mark.parametrize('script,positional,tool,expected_tail', [
-    ('slurm_train.sh', ['part', 'job', 'cfg.py', 'wd'], 'train.py',
-     ['cfg.py', '--work-dir=wd', '--launcher=slurm']),
-    ('slurm_train.sh', ['part', 'job', 'cfg.py'], 'train.py',
-     ['cfg.py', '--launcher=slurm']),  # WORK_DIR is optional
-    ('slurm_test.sh', ['part', 'job', 'cfg.py', 'ckpt.pth'], 'test.py',
-     ['cfg.py', 'ckpt.pth', '--launcher=slurm']),
-])
-def test_slurm_scripts_arguments(tmp_path, script, positional, tool,
-                                 expected_tail):
-    argv = _launch(tmp_path, 'srun', script, positional + ['--cfg-options', 'a=1'],
-                   GPUS='16', GPUS_PER_NODE='8', CPUS_PER_TASK='4',
-                   SRUN_ARGS='--quotatype=auto')
-    assert argv[:10] == ['-p', 'part', '--job-name=job', '--gres=gpu:8',
-                         '--ntasks=16', '--ntasks-per-node=8',
-                         '--cpus-per-task=4', '--kill-on-bad-exit=1',
-                         '--quotatype=auto', 'python']
+@pytest.mark.parametrize(
+    'script,positional,tool,expected_tail',
+    [
+        (
+            'slurm_train.sh',
+            ['part', 'job', 'cfg.py', 'wd'],
+            'train.py',
+            ['cfg.py', '--work-dir=wd', '--launcher=slurm'],
+        ),
+        (
+            'slurm_train.sh',
+            ['part', 'job', 'cfg.py'],
+            'train.py',
+            ['cfg.py', '--launcher=slurm'],
+        ),  # WORK_DIR is optional
+        (
+            'slurm_test.sh',
+            ['part', 'job', 'cfg.py', 'ckpt.pth'],
+            'test.py',
+            ['cfg.py', 'ckpt.pth', '--launcher=slurm'],
+        ),
+    ],
+)
+def test_slurm_scripts_arguments(tmp_path, script, positional, tool, expected_tail):
+    argv = _launch(
+        tmp_path,
+        'srun',
+        script,
+        positional + ['--cfg-options', 'a=1'],
+        GPUS='16',
+        GPUS_PER_NODE='8',
+        CPUS_PER_TASK='4',
+        SRUN_ARGS='--quotatype=auto',
+    )
+    assert argv[:10] == [
+        '-p',
+        'part',
+        '--job-name=job',
+        '--gres=gpu:8',
+        '--ntasks=16',
+        '--ntasks-per-node=8',
+        '--cpus-per-task=4',
+        '--kill-on-bad-exit=1',
+        '--quotatype=auto',
+        'python',
+    ]
     assert argv[10] == '-u' and Path(argv[11]).resolve() == TOOLS / tool
     assert argv[12:] == expected_tail + ['--cfg-options', 'a=1']

@@ -10,6 +10,7 @@ from mmcv.transforms import BaseTransform
 from mmpretrain.registry import TRANSFORMS
 
 from ...structures import MASK_L, MASK_S, MASK_T
+from ...utils.errors import PeraConfigError
 
 _MODES = ('disjoint', 'full', 'block')
 
@@ -88,7 +89,7 @@ class DisjointMaskGenerator(BaseTransform):
             and not isinstance(patch_size, bool)
             and patch_size > 0
         ):
-            raise ValueError(f'patch_size must be an int > 0, got {patch_size!r}')
+            raise PeraConfigError(f'patch_size must be an int > 0, got {patch_size!r}')
         self.patch_size = int(patch_size)
 
         ok = (
@@ -97,17 +98,17 @@ class DisjointMaskGenerator(BaseTransform):
             and all(isinstance(r, Number) and r >= 0 for r in mask_ratios)
         )
         if not ok or abs(sum(mask_ratios) - 1.0) > 1e-6:
-            raise ValueError(
+            raise PeraConfigError(
                 'mask_ratios must be 3 non-negative numbers '
                 '(s, l, t) summing to 1, got '
                 f'{mask_ratios!r}'
             )
         self.mask_ratios = tuple(float(r) for r in mask_ratios)
         if mode not in _MODES:
-            raise ValueError(f'mode must be one of {_MODES}, got {mode!r}')
+            raise PeraConfigError(f'mode must be one of {_MODES}, got {mode!r}')
         self.mode = mode
         if mode == 'disjoint' and (self.mask_ratios[0] == 0 or self.mask_ratios[2] == 0):
-            raise ValueError(
+            raise PeraConfigError(
                 f'mask_ratios s and t must be > 0 in disjoint mode, got {mask_ratios!r}'
             )
 
@@ -118,13 +119,13 @@ class DisjointMaskGenerator(BaseTransform):
             and 0 <= block_mask_ratio[0] <= block_mask_ratio[1] <= 1
         )
         if not ok:
-            raise ValueError(
+            raise PeraConfigError(
                 'block_mask_ratio must be (min, max) with '
                 f'0 <= min <= max <= 1, got {block_mask_ratio!r}'
             )
         self.block_mask_ratio = tuple(float(r) for r in block_mask_ratio)
         if not (isinstance(block_mask_prob, Number) and 0 <= block_mask_prob <= 1):
-            raise ValueError(f'block_mask_prob must be in [0, 1], got {block_mask_prob!r}')
+            raise PeraConfigError(f'block_mask_prob must be in [0, 1], got {block_mask_prob!r}')
         self.block_mask_prob = float(block_mask_prob)
         ok = (
             isinstance(block_aspect_ratio, Sequence)
@@ -133,13 +134,15 @@ class DisjointMaskGenerator(BaseTransform):
             and 0 < block_aspect_ratio[0] <= block_aspect_ratio[1]
         )
         if not ok:
-            raise ValueError(
+            raise PeraConfigError(
                 'block_aspect_ratio must be (min, max) with '
                 f'0 < min <= max, got {block_aspect_ratio!r}'
             )
         self.block_aspect_ratio = tuple(float(r) for r in block_aspect_ratio)
         if not (isinstance(block_min_patches, (int, np.integer)) and block_min_patches > 0):
-            raise ValueError(f'block_min_patches must be an int > 0, got {block_min_patches!r}')
+            raise PeraConfigError(
+                f'block_min_patches must be an int > 0, got {block_min_patches!r}'
+            )
         self.block_min_patches = int(block_min_patches)
 
     # ----------------------------------------------------------------- grid
@@ -147,11 +150,11 @@ class DisjointMaskGenerator(BaseTransform):
         """Patch grid (h, w) shared by ``views``; errors name the size."""
         shapes = {tuple(v.shape[:2]) for v in views}
         if len(shapes) != 1:
-            raise ValueError(f'all {kind} crops must have the same size, got {sorted(shapes)}')
+            raise PeraConfigError(f'all {kind} crops must have the same size, got {sorted(shapes)}')
         height, width = shapes.pop()
         p = self.patch_size
         if height % p or width % p:
-            raise ValueError(
+            raise PeraConfigError(
                 f'{kind} crop size {height}x{width} is not divisible by patch_size {p}'
             )
         return height // p, width // p
@@ -160,7 +163,7 @@ class DisjointMaskGenerator(BaseTransform):
         n_s, n_l, n_t = disjoint_counts(num_patches, self.mask_ratios)
         needs_l = not local and self.mask_ratios[1] > 0
         if n_s <= 0 or n_t <= 0 or n_l < 0 or (needs_l and n_l <= 0):
-            raise ValueError(
+            raise PeraConfigError(
                 f'mask_ratios {self.mask_ratios} leave an empty set on the '
                 f'{kind} crop {size} ({num_patches} patches of '
                 f'{self.patch_size}px): n_s={n_s}, n_l={n_l}, n_t={n_t}'
@@ -241,7 +244,7 @@ class DisjointMaskGenerator(BaseTransform):
         n_l = int(results['num_local_crops'])
         if not isinstance(views, (list, tuple)) or len(views) != 2 * (n_g + n_l):
             got = len(views) if isinstance(views, (list, tuple)) else type(views).__name__
-            raise ValueError(
+            raise PeraConfigError(
                 f"results['img'] must be a list of 2 * ({n_g} + {n_l}) views, got {got}"
             )
         global_grid = self._grid(views[: 2 * n_g], 'global')

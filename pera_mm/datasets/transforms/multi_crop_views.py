@@ -10,6 +10,8 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 from mmpretrain.registry import TRANSFORMS
 
+from ...utils.errors import PeraConfigError
+
 # Defaults from the released PerA code (method.md 1.1). ``blur_*`` and
 # ``solarize_prob`` are off for PerA; DINO/DINOv2 baselines switch them on.
 DEFAULT_STUDENT_COLOR = dict(
@@ -43,13 +45,13 @@ def _check_positive_int(name: str, value, allow_zero: bool = False) -> int:
     ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
     if not ok or value < 0 or (value == 0 and not allow_zero):
         bound = '>= 0' if allow_zero else '> 0'
-        raise ValueError(f'{name} must be an int {bound}, got {value!r}')
+        raise PeraConfigError(f'{name} must be an int {bound}, got {value!r}')
     return int(value)
 
 
 def _check_prob(name: str, value) -> float:
     if not isinstance(value, Number) or not 0.0 <= value <= 1.0:
-        raise ValueError(f'{name} must be a probability in [0, 1], got {value!r}')
+        raise PeraConfigError(f'{name} must be a probability in [0, 1], got {value!r}')
     return float(value)
 
 
@@ -65,7 +67,7 @@ def _check_pair(name: str, value, low: float, high: float, low_open: bool) -> Tu
         ok = (a > low if low_open else a >= low) and a <= b <= high
     if not ok:
         lo = '(' if low_open else '['
-        raise ValueError(
+        raise PeraConfigError(
             f'{name} must be a pair (min, max) with min <= max '
             f'inside {lo}{low}, {high}], got {value!r}'
         )
@@ -77,10 +79,10 @@ def _check_color(name: str, cfg: Optional[dict], defaults: dict) -> dict:
     if cfg is None:
         cfg = {}
     if not isinstance(cfg, dict):
-        raise ValueError(f'{name} must be a dict, got {type(cfg).__name__}')
+        raise PeraConfigError(f'{name} must be a dict, got {type(cfg).__name__}')
     unknown = sorted(set(cfg) - set(defaults))
     if unknown:
-        raise ValueError(
+        raise PeraConfigError(
             f'{name} has unknown keys {unknown}; expected a subset of {sorted(defaults)}'
         )
     merged = {**defaults, **cfg}
@@ -89,11 +91,11 @@ def _check_color(name: str, cfg: Optional[dict], defaults: dict) -> dict:
     for key in ('brightness', 'contrast', 'saturation'):
         value = merged[key]
         if not isinstance(value, Number) or value < 0:
-            raise ValueError(f'{name}.{key} must be a number >= 0, got {value!r}')
+            raise PeraConfigError(f'{name}.{key} must be a number >= 0, got {value!r}')
         merged[key] = float(value)
     hue = merged['hue']
     if not isinstance(hue, Number) or not 0 <= hue <= 0.5:
-        raise ValueError(f'{name}.hue must be in [0, 0.5], got {hue!r}')
+        raise PeraConfigError(f'{name}.hue must be in [0, 0.5], got {hue!r}')
     merged['hue'] = float(hue)
     merged['blur_sigma'] = _check_pair(
         f'{name}.blur_sigma', merged['blur_sigma'], 0.0, math.inf, True
@@ -185,7 +187,7 @@ class PerAMultiCropViews(BaseTransform):
         self.student_color = _check_color('student_color', student_color, DEFAULT_STUDENT_COLOR)
         self.teacher_color = _check_color('teacher_color', teacher_color, DEFAULT_TEACHER_COLOR)
         if not isinstance(spatial_alignment, bool):
-            raise ValueError(f'spatial_alignment must be a bool, got {spatial_alignment!r}')
+            raise PeraConfigError(f'spatial_alignment must be a bool, got {spatial_alignment!r}')
         self.spatial_alignment = spatial_alignment
         self._log_ratio = (math.log(self.ratio[0]), math.log(self.ratio[1]))
 
@@ -327,7 +329,7 @@ class PerAMultiCropViews(BaseTransform):
             desc = (
                 f'{type(img).__name__} {getattr(img, "shape", "")} {getattr(img, "dtype", "")}'
             ).strip()
-            raise ValueError(
+            raise PeraConfigError(
                 "PerAMultiCropViews needs results['img'] as an "
                 f'(H, W, 3) uint8 RGB array, got {desc}'
             )

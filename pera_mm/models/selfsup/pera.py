@@ -310,9 +310,13 @@ class PerA(BaseSelfSupervisor):
         sim = f @ f.t()
         cos = (sim.sum() - sim.diagonal().sum()) / max(n * (n - 1), 1)
         centered = t_cls.float() - t_cls.float().mean(0, keepdim=True)
-        sv = torch.linalg.svdvals(centered)
+        # svdvals raises on NaN/inf, but a non-finite step must reach the optimizer
+        # wrapper (which skips it): such features give erank = NaN, without a sync.
+        finite = torch.isfinite(centered).all()
+        sv = torch.linalg.svdvals(torch.where(finite, centered, torch.zeros_like(centered)))
         p = sv / sv.sum().clamp_min(1e-12)
         erank = torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum())
+        erank = torch.where(finite, erank, erank.new_tensor(float('nan')))
         return dict(
             monitor_cls_cosine=cos,
             monitor_cls_erank=erank,

@@ -3,11 +3,16 @@
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE]
         [--out-item {pred,metrics}] [--cfg-options k=v ...]
-        [--launcher {none,pytorch,slurm,mpi}]
+        [--launcher {none,pytorch,slurm,mpi}] [--debug]
 
 ``pera_mm`` is imported first so its modules are registered; the config's
 ``default_scope`` defaults to ``mmpretrain``.
+
+Configuration and data errors of the project (and errors in the config file
+itself) are reported as one line on stderr with a named exit code (see
+``--help``); ``--debug`` or ``PERA_MM_DEBUG=1`` shows their traceback.
 """
+
 import argparse
 import importlib.util
 import os
@@ -18,52 +23,64 @@ if importlib.util.find_spec('pera_mm') is None:  # run from a source checkout
     sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..')))
 
 import mmengine  # noqa: E402
-import pera_mm  # noqa: E402,F401  (registers pera_mm modules)
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.evaluator import DumpResults  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
+
+import pera_mm  # noqa: E402,F401  (registers pera_mm modules)
 from pera_mm.utils.cpu_dist import setup_cpu_distributed  # noqa: E402
+from pera_mm.utils.errors import PeraCliErrors, PeraConfigError, PeraFileNotFoundError  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Test (evaluate) a model')
+    parser = argparse.ArgumentParser(
+        description='Test (evaluate) a model', epilog=PeraCliErrors.EPILOG
+    )
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument(
-        '--work-dir', help='the dir to save logs and evaluation results')
+    parser.add_argument('--work-dir', help='the dir to save logs and evaluation results')
     parser.add_argument(
         '--out',
         help='dump the predictions (--out-item pred, a .pkl file) or the '
-        'metrics (--out-item metrics, .json/.yaml/.pkl) to this file')
+        'metrics (--out-item metrics, .json/.yaml/.pkl) to this file',
+    )
     parser.add_argument(
         '--out-item',
         choices=['pred', 'metrics'],
         default='pred',
-        help='what --out holds (default: pred)')
+        help='what --out holds (default: pred)',
+    )
     parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
         help='override config settings, key=value pairs merged into the '
-        'config, e.g. test_dataloader.batch_size=1')
+        'config, e.g. test_dataloader.batch_size=1',
+    )
     parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
-        help='job launcher')
+        help='job launcher',
+    )
+    parser.add_argument(
+        '--debug',
+        action='store_true',
+        help='show the full traceback of configuration and data errors (also PERA_MM_DEBUG=1)',
+    )
     parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     if not osp.isfile(args.config):
-        parser.error(f'config file {args.config} does not exist')
+        raise PeraFileNotFoundError(f'config file {args.config} does not exist')
     if not osp.isfile(args.checkpoint):
-        parser.error(f'checkpoint {args.checkpoint} does not exist')
-    if (args.out and args.out_item == 'pred'
-            and not args.out.endswith(('.pkl', '.pickle'))):
-        parser.error(f'--out {args.out}: predictions are dumped as pickle, '
-                     'expected a .pkl or .pickle file')
+        raise PeraFileNotFoundError(f'checkpoint {args.checkpoint} does not exist')
+    if args.out and args.out_item == 'pred' and not args.out.endswith(('.pkl', '.pickle')):
+        parser.error(
+            f'--out {args.out}: predictions are dumped as pickle, expected a .pkl or .pickle file'
+        )
     return args
 
 
@@ -77,32 +94,60 @@ def merge_args(cfg: Config, args) -> Config:
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     for field in ('test_dataloader', 'test_cfg', 'test_evaluator'):
         if cfg.get(field) is None:
-            raise SystemExit(f'error: {cfg.filename} has no {field}; '
-                             'tools/test.py needs all of test_dataloader, '
-                             'test_cfg and test_evaluator')
+            raise PeraConfigError(
+                f'{cfg.filename} has no {field}; '
+                'tools/test.py needs all of test_dataloader, '
+                'test_cfg and test_evaluator'
+            )
     cfg.load_from = args.checkpoint
     return cfg
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    cfg = merge_args(Config.fromfile(args.config), args)
-    setup_cpu_distributed(cfg)  # torchrun without a GPU: gloo + CPU DDP
-    if 'runner_type' in cfg:
-        runner = RUNNERS.build(cfg)
-    else:
-        runner = Runner.from_cfg(cfg)
+def load_config(path: str, cfg_options=None) -> Config:
+    """``Config.fromfile`` + ``--cfg-options``; any error in them is the
+    config's (a syntax error, a missing ``_base_``, a failing import)."""
+    try:
+        cfg = Config.fromfile(path)
+        if cfg_options is not None:
+            cfg.merge_from_dict(cfg_options)
+    except Exception as err:
+        raise PeraConfigError(
+            f'config {path}: {type(err).__name__}: {PeraCliErrors.message(err)}'
+        ) from err
+    return cfg
+
+
+def _test(runner, args):
     if args.out and args.out_item == 'pred':
-        runner.test_evaluator.metrics.append(
-            DumpResults(out_file_path=args.out))
+        runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
     metrics = runner.test()
     if args.out and args.out_item == 'metrics':
         mmengine.dump(metrics, args.out)
     return metrics
+
+
+def _main(argv=None):
+    args = parse_args(argv)
+    cfg = load_config(args.config, args.cfg_options)
+    args.cfg_options = None  # merged above
+    cfg = merge_args(cfg, args)
+    setup_cpu_distributed(cfg)  # torchrun without a GPU: gloo + CPU DDP
+    try:
+        runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+        return _test(runner, args)
+    except KeyError as err:  # a type name missing from a registry is the config's
+        text = PeraCliErrors.message(err)
+        if 'is not in the' in text and 'registry' in text:
+            raise PeraConfigError(f'{cfg.filename}: {text}') from err
+        raise
+
+
+def main(argv=None):
+    """Evaluate; report the project's errors as one line with a named exit code."""
+    return PeraCliErrors.run(_main, argv, tool='test.py')
 
 
 if __name__ == '__main__':

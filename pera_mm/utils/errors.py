@@ -8,6 +8,9 @@ working, and share :class:`PeraError` so ``tools/train.py`` and
 and report them as one line.
 """
 
+import os
+import sys
+
 
 class PeraError(Exception):
     """Base of every error pera-mm raises on purpose."""
@@ -109,8 +112,6 @@ class PeraCliErrors:
     @staticmethod
     def rank_prefix() -> str:
         """``'[rank R] '`` in a multi-process run (torchrun env), else ``''``."""
-        import os
-
         if int(os.environ.get('WORLD_SIZE', '1')) > 1:
             return f'[rank {os.environ.get("RANK", "?")}] '
         return ''
@@ -128,9 +129,6 @@ class PeraCliErrors:
         ``--debug`` in ``argv`` (or ``sys.argv``) or ``PERA_MM_DEBUG=1`` lets
         every error propagate with its traceback.
         """
-        import os
-        import sys
-
         args = sys.argv[1:] if argv is None else argv
         debug = '--debug' in args or os.environ.get('PERA_MM_DEBUG', '') not in ('', '0')
         try:

@@ -1,27 +1,32 @@
 # Copyright (c) pera-mm contributors. All rights reserved.
 """Strict RGB image loading for uncurated remote-sensing tile collections."""
+
 import io
 from typing import Optional
 
 import numpy as np
 from mmcv.transforms import BaseTransform
 from mmengine import fileio
+from mmpretrain.registry import TRANSFORMS
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from mmpretrain.registry import TRANSFORMS
+from ...utils.errors import PeraConfigError, PeraError
 
 
-class UnreadableImageError(OSError):
+class UnreadableImageError(PeraError, OSError):
     """A file that cannot be read or fully decoded as an image.
 
     Raised by :class:`LoadRGBImageFromFile` so that datasets can skip a bad
     tile (see :class:`UnlabeledImageDataset`) while every other error still
-    propagates.
+    propagates. It is a project data error (``exit_kind='data'``) for the
+    tools' one-line report.
 
     Args:
         path (str): The offending file.
         reason (str): Why it could not be loaded.
     """
+
+    exit_kind = 'data'
 
     def __init__(self, path: str, reason: str) -> None:
         super().__init__(f'unreadable image {path!r}: {reason}')
@@ -94,8 +99,8 @@ def decode_rgb(content: bytes, path: str = '<bytes>') -> np.ndarray:
         raise
     except UnidentifiedImageError as err:
         raise UnreadableImageError(
-            path, 'UnidentifiedImageError: unknown format or corrupt '
-            'header') from err
+            path, 'UnidentifiedImageError: unknown format or corrupt header'
+        ) from err
     except Exception as err:  # Pillow raises many types for bad data
         reason = f'{type(err).__name__}: {err}'.strip()
         raise UnreadableImageError(path, reason) from err
@@ -124,10 +129,10 @@ class LoadRGBImageFromFile(BaseTransform):
 
     def __init__(self, backend_args: Optional[dict] = None) -> None:
         if backend_args is not None and not isinstance(backend_args, dict):
-            raise ValueError('backend_args must be a dict or None, got '
-                             f'{type(backend_args).__name__}')
-        self.backend_args = None if backend_args is None else dict(
-            backend_args)
+            raise PeraConfigError(
+                f'backend_args must be a dict or None, got {type(backend_args).__name__}'
+            )
+        self.backend_args = None if backend_args is None else dict(backend_args)
 
     def transform(self, results: dict) -> dict:
         """Read ``results['img_path']`` and add the decoded RGB image."""
@@ -137,8 +142,7 @@ class LoadRGBImageFromFile(BaseTransform):
         try:
             content = fileio.get(path, backend_args=self.backend_args)
         except (OSError, ValueError) as err:
-            raise UnreadableImageError(
-                path, f'{type(err).__name__}: {err}') from err
+            raise UnreadableImageError(path, f'{type(err).__name__}: {err}') from err
         img = decode_rgb(content, path)
         results['img'] = img
         results['img_shape'] = img.shape[:2]

@@ -56,6 +56,8 @@ class TeacherEMAHook(ConfigFieldHook):
         """EMA step with this iteration's momentum."""
         if (runner.iter + 1) % self.interval:
             return
+        if getattr(runner.optim_wrapper, 'last_step_skipped', False):
+            return  # non-finite step: the student did not move, nor does the teacher
         m = self.momentum_at(runner.iter, runner.max_iters)
         get_ori_model(runner.model).update_teacher(m)
         runner.message_hub.update_scalar('train/teacher_momentum', m)

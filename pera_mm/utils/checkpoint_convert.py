@@ -34,6 +34,17 @@ _VIT_KEY = re.compile(
     r'|attn\.(?:qkv|proj)\.(?:weight|bias)'
     r'|mlp\.fc[12]\.(?:weight|bias)|ls[12]\.gamma))$'
 )
+
+
+def is_vit_key(key: str) -> bool:
+    """Whether ``key`` is a ``PerAViT`` parameter name.
+
+    Args:
+        key (str): a state-dict key without prefix.
+    """
+    return bool(_VIT_KEY.match(key))
+
+
 # DINO head / pixel head parameter names (ours and the released code's).
 _HEAD_KEY = re.compile(r'^(?:mlp\.\d+\.(?:weight|bias)|last_layer\.weight_[gv])$')
 _CHUNKED_BLOCK = re.compile(r'^blocks\.(\d+)\.(\d+)\.(.+)$')

@@ -3,6 +3,10 @@ from .loading import LoadRGBImageFromFile, UnreadableImageError, decode_rgb
 from .multi_crop_views import PerAMultiCropViews
 
 __all__ = [
-    'LoadRGBImageFromFile', 'UnreadableImageError', 'decode_rgb',
-    'PerAMultiCropViews', 'DisjointMaskGenerator', 'disjoint_counts'
+    'LoadRGBImageFromFile',
+    'UnreadableImageError',
+    'decode_rgb',
+    'PerAMultiCropViews',
+    'DisjointMaskGenerator',
+    'disjoint_counts',
 ]

@@ -5,5 +5,11 @@ from .skipped_image_report_hook import SkippedImageReportHook
 from .teacher_ema_hook import TeacherEMAHook
 from .teacher_temperature_hook import TeacherTemperatureHook
 
-__all__ = ['CenterUpdateHook', 'CollapseMonitorHook', 'RandomStateHook', 'SkippedImageReportHook',
-           'TeacherEMAHook', 'TeacherTemperatureHook']
+__all__ = [
+    'CenterUpdateHook',
+    'CollapseMonitorHook',
+    'RandomStateHook',
+    'SkippedImageReportHook',
+    'TeacherEMAHook',
+    'TeacherTemperatureHook',
+]

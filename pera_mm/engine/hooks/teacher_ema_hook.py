@@ -1,5 +1,6 @@
 # Copyright (c) pera-mm contributors. All rights reserved.
 """EMA update of the teacher after every optimizer step."""
+
 import math
 from typing import Optional
 
@@ -35,17 +36,21 @@ class TeacherEMAHook(ConfigFieldHook):
     cfg_field = 'teacher_ema'
     defaults = dict(momentum=0.992, end_momentum=1.0, interval=1)
 
-    def __init__(self,
-                 momentum: Optional[float] = None,
-                 end_momentum: Optional[float] = None,
-                 interval: Optional[int] = None):
+    def __init__(
+        self,
+        momentum: Optional[float] = None,
+        end_momentum: Optional[float] = None,
+        interval: Optional[int] = None,
+    ):
         super().__init__(momentum=momentum, end_momentum=end_momentum, interval=interval)
 
     def configure(self, momentum, end_momentum, interval):
         """Check ``0 <= momentum <= end_momentum <= 1`` and store."""
         if not 0 <= momentum <= end_momentum <= 1:
-            raise PeraConfigError(f'TeacherEMAHook: need 0 <= momentum <= end_momentum <= 1, '
-                                  f'got {momentum}, {end_momentum}')
+            raise PeraConfigError(
+                f'TeacherEMAHook: need 0 <= momentum <= end_momentum <= 1, '
+                f'got {momentum}, {end_momentum}'
+            )
         self.momentum, self.end_momentum, self.interval = momentum, end_momentum, interval
 
     def momentum_at(self, it: int, max_iters: int) -> float:

@@ -1,11 +1,13 @@
 """Gradient-norm clipping when every rank holds a different shard of the grads."""
+
 import torch
 import torch.distributed as dist
 
 
 @torch.no_grad()
-def sharded_clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
-                            error_if_nonfinite: bool = False) -> torch.Tensor:
+def sharded_clip_grad_norm_(
+    parameters, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False
+) -> torch.Tensor:
     """``clip_grad_norm_`` over gradients sharded across ranks (FSDP).
 
     With FSDP each rank's parameters are views of its own shard, so
@@ -17,15 +19,18 @@ def sharded_clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
     parameters = [parameters] if isinstance(parameters, torch.Tensor) else list(parameters)
     grads = [p.grad for p in parameters if p.grad is not None]
     if not (dist.is_available() and dist.is_initialized()):
-        return torch.nn.utils.clip_grad_norm_(parameters, max_norm, norm_type,
-                                              error_if_nonfinite=error_if_nonfinite)
+        return torch.nn.utils.clip_grad_norm_(
+            parameters, max_norm, norm_type, error_if_nonfinite=error_if_nonfinite
+        )
     norm_type = float(norm_type)
     device = grads[0].device if grads else torch.device('cpu')
     if dist.get_backend() == 'nccl' and device.type != 'cuda':
         device = torch.device('cuda', torch.cuda.current_device())
     if norm_type == float('inf'):
-        local = max((g.detach().abs().max().float() for g in grads if g.numel()),
-                    default=torch.zeros((), device=device)).to(device)
+        local = max(
+            (g.detach().abs().max().float() for g in grads if g.numel()),
+            default=torch.zeros((), device=device),
+        ).to(device)
         dist.all_reduce(local, op=dist.ReduceOp.MAX)
         total = local
     else:
@@ -36,8 +41,9 @@ def sharded_clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
         dist.all_reduce(local)
         total = local.pow(1.0 / norm_type)
     if error_if_nonfinite and not torch.isfinite(total):
-        raise RuntimeError(f'sharded_clip_grad_norm_: the total gradient norm '
-                           f'{float(total)} is not finite')
+        raise RuntimeError(
+            f'sharded_clip_grad_norm_: the total gradient norm {float(total)} is not finite'
+        )
     coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
     for g in grads:
         g.mul_(coef.to(g.device, g.dtype))

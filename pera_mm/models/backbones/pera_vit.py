@@ -7,7 +7,67 @@ from mmpretrain.registry import MODELS
 from torch.utils.checkpoint import checkpoint
 
 from ...structures import gather_tokens
+from ...utils.errors import PeraConfigError
 from ..utils import Block, infer_square_grid, resize_pos_embed
+
+
+def check_frozen_stages(frozen_stages, num_layers: int, owner: str) -> int:
+    """``frozen_stages`` checked to be an int in ``[-1, num_layers]``."""
+    if (
+        not isinstance(frozen_stages, int)
+        or isinstance(frozen_stages, bool)
+        or not -1 <= frozen_stages <= num_layers
+    ):
+        raise PeraConfigError(
+            f'{owner}: frozen_stages must be an int in [-1, {num_layers}], got {frozen_stages!r}'
+        )
+    return frozen_stages
+
+
+def frozen_modules(vit, frozen_stages: int, with_cls_norm: bool):
+    """The sub-modules ``frozen_stages`` freezes in a model holding ViT parts."""
+    if frozen_stages < 0:
+        return []
+    modules = [vit.patch_embed] + list(vit.blocks[:frozen_stages])
+    if with_cls_norm and frozen_stages == len(vit.blocks):
+        modules.append(vit.norm)
+    return modules
+
+
+def vit_layer_depth(param_name: str, prefix: str, num_layers: int):
+    """Layer-decay depth of a ViT parameter name (see ``PerAViT.get_layer_depth``)."""
+    num_depths = num_layers + 2
+    if not param_name.startswith(prefix):
+        return num_layers + 1, num_depths
+    name = param_name[len(prefix) :]
+    if name in ('cls_token', 'pos_embed') or name.startswith('patch_embed.'):
+        return 0, num_depths
+    if name.startswith('blocks.'):
+        return int(name.split('.')[1]) + 1, num_depths
+    return num_layers + 1, num_depths
+
+
+def load_pretrained_init(module, owner_cls):
+    """Random init of ``module`` and then the ViT weights of its Pretrained init_cfg."""
+    from ...utils.backbone_checkpoint import load_vit_checkpoint
+
+    init_cfg = module.init_cfg
+    module.init_cfg = None
+    try:
+        owner_cls.init_weights(module)
+    finally:
+        module.init_cfg = init_cfg
+    if 'checkpoint' not in init_cfg:
+        raise PeraConfigError(
+            f'{owner_cls.__name__}: init_cfg of type Pretrained needs '
+            f'`checkpoint`, got {dict(init_cfg)}'
+        )
+    load_vit_checkpoint(
+        module,
+        init_cfg['checkpoint'],
+        prefix=init_cfg.get('prefix'),
+        part=init_cfg.get('part', 'teacher'),
+    )
 
 
 def _call_block(block, x):
@@ -58,51 +118,69 @@ class PerAViT(BaseModule):
             'max-autotune')``). Blocks see a few distinct sequence lengths per
             step (student early/late, teacher, local crops), so dynamic shapes
             are on by default. Weights and state-dict keys are unchanged.
+        frozen_stages (int): -1 (default) freezes nothing; ``n >= 0`` freezes
+            the embedding (patch embedding, position embedding, cls token) and
+            the first ``n`` blocks (and the final norm when ``n == num_layers``):
+            ``requires_grad=False`` and eval mode (no drop path) for them, also
+            after ``train()``. For linear probing.
+        init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=PATH)``
+            loads the ViT weights from a PerA training checkpoint (teacher
+            backbone), ``extract_backbone`` output (PerAViT or MMPretrain names,
+            with or without a ``backbone.`` prefix) or the released PerA layout,
+            and logs the missing/unexpected keys (see
+            :func:`pera_mm.utils.backbone_checkpoint.load_vit_checkpoint`).
     """
+
     arch_zoo = {
         'tiny': dict(embed_dims=192, num_layers=12, num_heads=3, feedforward_channels=768),
         'small': dict(embed_dims=384, num_layers=12, num_heads=6, feedforward_channels=1536),
         'base': dict(embed_dims=768, num_layers=12, num_heads=12, feedforward_channels=3072),
         'large': dict(embed_dims=1024, num_layers=24, num_heads=16, feedforward_channels=4096),
-        'giant-1024': dict(embed_dims=1024, num_layers=40, num_heads=16,
-                           feedforward_channels=4096),
+        'giant-1024': dict(embed_dims=1024, num_layers=40, num_heads=16, feedforward_channels=4096),
     }
     OUT_TYPES = ('cls_token', 'featmap', 'avg_featmap', 'raw')
 
-    def __init__(self,
-                 arch: Union[str, dict] = 'base',
-                 img_size: int = 224,
-                 patch_size: int = 16,
-                 in_channels: int = 3,
-                 qkv_bias: bool = True,
-                 drop_path_rate: float = 0.,
-                 drop_path_mode: str = 'subset',
-                 layer_scale_init_value: float = 0.,
-                 mask_token_layer: Optional[int] = None,
-                 interpolate_offset: float = 0.1,
-                 out_indices: Union[int, Sequence[int]] = -1,
-                 out_type: str = 'cls_token',
-                 final_norm: bool = True,
-                 with_cp: bool = False,
-                 compile: Union[bool, dict] = False,  # noqa: A002 (mmengine's name)
-                 init_cfg=None):
+    def __init__(
+        self,
+        arch: Union[str, dict] = 'base',
+        img_size: int = 224,
+        patch_size: int = 16,
+        in_channels: int = 3,
+        qkv_bias: bool = True,
+        drop_path_rate: float = 0.0,
+        drop_path_mode: str = 'subset',
+        layer_scale_init_value: float = 0.0,
+        mask_token_layer: Optional[int] = None,
+        interpolate_offset: float = 0.1,
+        out_indices: Union[int, Sequence[int]] = -1,
+        out_type: str = 'cls_token',
+        final_norm: bool = True,
+        with_cp: bool = False,
+        compile: Union[bool, dict] = False,  # noqa: A002 (mmengine's name)
+        frozen_stages: int = -1,
+        init_cfg=None,
+    ):
         super().__init__(init_cfg=init_cfg)
         self.arch_settings = self._parse_arch(arch)
         C = self.embed_dims = self.arch_settings['embed_dims']
         self.num_layers = self.arch_settings['num_layers']
         img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
         if img_size[0] % patch_size or img_size[1] % patch_size:
-            raise ValueError(f'PerAViT: img_size {img_size} is not divisible by '
-                             f'patch_size {patch_size}')
+            raise ValueError(
+                f'PerAViT: img_size {img_size} is not divisible by patch_size {patch_size}'
+            )
         if out_type not in self.OUT_TYPES:
             raise ValueError(f'PerAViT: out_type must be one of {self.OUT_TYPES}, got {out_type!r}')
         self.img_size, self.patch_size, self.in_channels = img_size, patch_size, in_channels
         self.grid_size = (img_size[0] // patch_size, img_size[1] // patch_size)
-        self.mask_token_layer = (self.num_layers // 2 if mask_token_layer is None
-                                 else mask_token_layer)
+        self.mask_token_layer = (
+            self.num_layers // 2 if mask_token_layer is None else mask_token_layer
+        )
         if not 0 <= self.mask_token_layer < self.num_layers:
-            raise ValueError(f'PerAViT: mask_token_layer must be in [0, {self.num_layers}), '
-                             f'got {self.mask_token_layer}')
+            raise ValueError(
+                f'PerAViT: mask_token_layer must be in [0, {self.num_layers}), '
+                f'got {self.mask_token_layer}'
+            )
         self.interpolate_offset = interpolate_offset
         self.out_type, self.final_norm, self.with_cp = out_type, final_norm, with_cp
         self._block_call = self._build_block_call(compile)
@@ -112,15 +190,24 @@ class PerAViT(BaseModule):
         self.patch_embed = nn.Module()
         self.patch_embed.proj = nn.Conv2d(in_channels, C, patch_size, patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, C))
-        self.pos_embed = nn.Parameter(
-            torch.zeros(1, 1 + self.grid_size[0] * self.grid_size[1], C))
-        self.blocks = nn.ModuleList([
-            Block(C, self.arch_settings['num_heads'], self.arch_settings['feedforward_channels'],
-                  qkv_bias=qkv_bias, drop_path=drop_path_rate, drop_path_mode=drop_path_mode,
-                  layer_scale_init_value=layer_scale_init_value)
-            for _ in range(self.num_layers)
-        ])
+        self.pos_embed = nn.Parameter(torch.zeros(1, 1 + self.grid_size[0] * self.grid_size[1], C))
+        self.blocks = nn.ModuleList(
+            [
+                Block(
+                    C,
+                    self.arch_settings['num_heads'],
+                    self.arch_settings['feedforward_channels'],
+                    qkv_bias=qkv_bias,
+                    drop_path=drop_path_rate,
+                    drop_path_mode=drop_path_mode,
+                    layer_scale_init_value=layer_scale_init_value,
+                )
+                for _ in range(self.num_layers)
+            ]
+        )
         self.norm = nn.LayerNorm(C, eps=1e-6)
+        self.frozen_stages = check_frozen_stages(frozen_stages, self.num_layers, 'PerAViT')
+        self._freeze_stages()
 
     @staticmethod
     def _build_block_call(compile_cfg):
@@ -129,26 +216,32 @@ class PerAViT(BaseModule):
         if compile_cfg is True:
             compile_cfg = {}
         if not isinstance(compile_cfg, dict):
-            raise ValueError(f'PerAViT: compile must be a bool or a dict of torch.compile '
-                             f'arguments, got {compile_cfg!r}')
+            raise ValueError(
+                f'PerAViT: compile must be a bool or a dict of torch.compile '
+                f'arguments, got {compile_cfg!r}'
+            )
         return torch.compile(_call_block, **dict(dict(dynamic=True), **compile_cfg))
 
     def _parse_arch(self, arch):
         if isinstance(arch, str):
             if arch not in self.arch_zoo:
-                raise ValueError(f'PerAViT: unknown arch {arch!r}; expected one of '
-                                 f'{sorted(self.arch_zoo)} or a dict')
+                raise ValueError(
+                    f'PerAViT: unknown arch {arch!r}; expected one of '
+                    f'{sorted(self.arch_zoo)} or a dict'
+                )
             return dict(self.arch_zoo[arch])
         needed = {'embed_dims', 'num_layers', 'num_heads', 'feedforward_channels'}
         if not isinstance(arch, dict) or not needed <= set(arch):
-            raise ValueError(f'PerAViT: a custom arch must be a dict with keys {sorted(needed)}, '
-                             f'got {arch!r}')
+            raise ValueError(
+                f'PerAViT: a custom arch must be a dict with keys {sorted(needed)}, got {arch!r}'
+            )
         return dict(arch)
 
     def init_weights(self):
-        super().init_weights()
         if self.init_cfg is not None and self.init_cfg.get('type') == 'Pretrained':
+            load_pretrained_init(self, PerAViT)
             return
+        super().init_weights()
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.normal_(self.cls_token, std=1e-6)
         for m in self.modules():
@@ -165,8 +258,9 @@ class PerAViT(BaseModule):
     # ------------------------------------------------------------------ embedding
     def pos_embed_for(self, grid_hw):
         """Position embeddings (1, 1 + h*w, C) for a patch grid of another size."""
-        return resize_pos_embed(self.pos_embed, self.grid_size, grid_hw,
-                                offset=self.interpolate_offset)
+        return resize_pos_embed(
+            self.pos_embed, self.grid_size, grid_hw, offset=self.interpolate_offset
+        )
 
     def embed(self, x):
         """Patch-embed and add positions on the full grid.
@@ -176,8 +270,10 @@ class PerAViT(BaseModule):
             position embeddings (1, L, C) that were added to them.
         """
         if x.shape[-2] % self.patch_size or x.shape[-1] % self.patch_size:
-            raise ValueError(f'PerAViT: input size {tuple(x.shape[-2:])} is not divisible by '
-                             f'patch_size {self.patch_size}')
+            raise ValueError(
+                f'PerAViT: input size {tuple(x.shape[-2:])} is not divisible by '
+                f'patch_size {self.patch_size}'
+            )
         x = self.patch_embed.proj(x)
         grid = tuple(x.shape[-2:])
         x = x.flatten(2).transpose(1, 2)
@@ -195,8 +291,11 @@ class PerAViT(BaseModule):
 
     # ------------------------------------------------------------- training paths
     def forward_sparse(self, x, keep_idx=None):
-        """cls + patches at ``keep_idx`` (N, K) through every block; returns the
-        final-normed token sequence (N, 1 + K, C). ``keep_idx=None`` keeps all."""
+        """The sparse path: cls + the patches at ``keep_idx`` through every block.
+
+        Returns the final-normed token sequence (N, 1 + K, C); ``keep_idx``
+        (N, K), or None to keep every patch.
+        """
         cls, patches, _ = self.embed(x)
         if keep_idx is not None and keep_idx.shape[1] != patches.shape[1]:
             patches = gather_tokens(patches, keep_idx)
@@ -217,9 +316,9 @@ class PerAViT(BaseModule):
             the order of ``l_idx``.
         """
         cls, patches, pos = self.embed(x)
-        n_s, n_l = s_idx.shape[1], l_idx.shape[1]
+        n_s = s_idx.shape[1]
         h = torch.cat([cls, gather_tokens(patches, s_idx)], dim=1)
-        h = self._run_blocks(h, self.blocks[:self.mask_token_layer])
+        h = self._run_blocks(h, self.blocks[: self.mask_token_layer])
         # Raster order of s ∪ l: sort the concatenated positions once; the same
         # permutation reorders [s outputs, mask tokens] into spatial order.
         sl_idx = torch.cat([s_idx, l_idx], dim=1)
@@ -227,34 +326,42 @@ class PerAViT(BaseModule):
         mask_tokens = mask_token.to(h.dtype) + gather_tokens(pos.expand(x.shape[0], -1, -1), l_idx)
         body = gather_tokens(torch.cat([h[:, 1:], mask_tokens], dim=1), order)
         h = torch.cat([h[:, :1], body], dim=1)
-        h = self.norm(self._run_blocks(h, self.blocks[self.mask_token_layer:]))
+        h = self.norm(self._run_blocks(h, self.blocks[self.mask_token_layer :]))
         # slot of each l token in the raster sequence (+1 for cls)
         l_slots = order.argsort(dim=1)[:, n_s:] + 1
         return h[:, 0], gather_tokens(h, l_slots)
 
     def forward_masked_dense(self, x, l_mask, mask_token):
-        """Full-grid student path (iBOT/DINOv2 baseline): patches where ``l_mask``
-        (N, L) is True are replaced by the mask token (+ their position) before
-        block ``mask_token_layer``. Returns the final-normed sequence (N, 1+L, C)."""
+        """The full-grid student path of the iBOT / DINOv2-style baseline.
+
+        Patches where ``l_mask`` (N, L) is True are replaced by the mask token
+        (+ their position) before block ``mask_token_layer``. Returns the
+        final-normed sequence (N, 1 + L, C).
+        """
         cls, patches, pos = self.embed(x)
         h = torch.cat([cls, patches], dim=1)
-        h = self._run_blocks(h, self.blocks[:self.mask_token_layer])
+        h = self._run_blocks(h, self.blocks[: self.mask_token_layer])
         tokens = mask_token.to(h.dtype) + pos
         body = torch.where(l_mask.unsqueeze(-1), tokens, h[:, 1:])
         h = torch.cat([h[:, :1], body], dim=1)
-        return self.norm(self._run_blocks(h, self.blocks[self.mask_token_layer:]))
+        return self.norm(self._run_blocks(h, self.blocks[self.mask_token_layer :]))
 
     # ------------------------------------------------------------ dense downstream
     def forward(self, x, path: str = 'dense', **kwargs):
-        """``path='dense'`` (default): every patch, outputs of ``out_indices`` like
-        MMPretrain's ViT. ``'sparse'``, ``'student'``, ``'masked_dense'`` run
+        """Run one path: ``'dense'`` (default) or a training path.
+
+        ``'dense'``: every patch, outputs of ``out_indices`` like MMPretrain's
+        ViT. ``'sparse'``, ``'student'``, ``'masked_dense'`` run
         ``forward_<path>(x, **kwargs)``. Training code calls the paths through
-        ``forward`` because FSDP gathers a unit's parameters only there."""
+        ``forward`` because FSDP gathers a unit's parameters only there.
+        """
         if path == 'dense':
             return self.forward_dense(x)
         if path not in ('sparse', 'student', 'masked_dense'):
-            raise ValueError(f"PerAViT: path must be 'dense', 'sparse', 'student' or "
-                             f"'masked_dense', got {path!r}")
+            raise ValueError(
+                f"PerAViT: path must be 'dense', 'sparse', 'student' or "
+                f"'masked_dense', got {path!r}"
+            )
         return getattr(self, f'forward_{path}')(x, **kwargs)
 
     def forward_dense(self, x):
@@ -282,6 +389,40 @@ class PerAViT(BaseModule):
         if self.out_type == 'featmap':
             return patches.reshape(B, grid[0], grid[1], -1).permute(0, 3, 1, 2).contiguous()
         return patches.mean(dim=1)
+
+    # ------------------------------------------------- fine-tuning: lr decay, freezing
+    def get_layer_depth(self, param_name: str, prefix: str = ''):
+        """Depth of a parameter for layer-wise lr decay.
+
+        The rule: ``patch_embed``, ``pos_embed`` and ``cls_token`` have depth 0,
+        ``blocks.i.*`` depth ``i + 1``, anything else (the final ``norm``, and a
+        name without ``prefix``) depth ``num_layers + 1``.
+
+        Args:
+            param_name (str): parameter name, e.g. ``'backbone.blocks.3.attn.qkv.weight'``.
+            prefix (str): the backbone's prefix in ``param_name``, e.g. ``'backbone.'``.
+
+        Returns:
+            tuple[int, int]: the depth and the number of depths (``num_layers + 2``).
+        """
+        return vit_layer_depth(param_name, prefix, self.num_layers)
+
+    def _freeze_stages(self):
+        for module in frozen_modules(self, self.frozen_stages, with_cls_norm=True):
+            module.eval()
+            for param in module.parameters(recurse=True):
+                param.requires_grad = False
+        if self.frozen_stages >= 0:
+            self.cls_token.requires_grad = False
+            self.pos_embed.requires_grad = False
+
+    def train(self, mode: bool = True):
+        """Set the train mode; frozen stages stay in eval mode."""
+        super().train(mode)
+        if mode and getattr(self, 'frozen_stages', -1) >= 0:
+            for module in frozen_modules(self, self.frozen_stages, with_cls_norm=True):
+                module.eval()
+        return self
 
     # --------------------------------------------------------------- checkpoints
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):

@@ -22,7 +22,13 @@ from ..utils.adapter_modules import (
     SpatialPriorModule,
     build_deform_inputs,
 )
-from .pera_vit import PerAViT
+from .pera_vit import (
+    PerAViT,
+    check_frozen_stages,
+    frozen_modules,
+    load_pretrained_init,
+    vit_layer_depth,
+)
 
 
 class PerAViTAdapter(BaseModule):
@@ -78,7 +84,15 @@ class PerAViTAdapter(BaseModule):
         norm_cfg (dict): norm of the SPM and of the four outputs
             (``dict(type='SyncBN')`` on GPUs). Defaults to ``dict(type='BN')``.
         with_cp (bool): activation checkpointing of the blocks and interactions.
-        init_cfg (dict, optional): MMEngine init config (e.g. ``Pretrained``).
+        frozen_stages (int): -1 (default) freezes nothing; ``n >= 0`` freezes the
+            ViT embedding (patch and position embedding) and the first ``n``
+            blocks (``requires_grad=False``, eval mode also after ``train()``);
+            the adapter modules stay trainable.
+        init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=PATH)``
+            initialises everything randomly and then loads the ViT weights from a
+            PerA training checkpoint (teacher backbone; ``part='student'`` for the
+            student), ``extract_backbone`` output or the released PerA layout,
+            logging the missing/unexpected keys (every ViT key must be found).
     """
 
     def __init__(
@@ -103,6 +117,7 @@ class PerAViTAdapter(BaseModule):
         use_extra_extractor: bool = True,
         norm_cfg: Optional[dict] = None,
         with_cp: bool = False,
+        frozen_stages: int = -1,
         init_cfg: Optional[dict] = None,
     ):
         super().__init__(init_cfg=init_cfg)
@@ -147,6 +162,42 @@ class PerAViTAdapter(BaseModule):
         self.up = nn.ConvTranspose2d(C, C, 2, 2)
         for i in range(1, 5):
             self.add_module(f'norm{i}', build_norm_layer(norm_cfg, C)[1])
+        self.frozen_stages = check_frozen_stages(frozen_stages, self.num_layers, 'PerAViTAdapter')
+        self._freeze_stages()
+
+    # -------------------------------------------------- fine-tuning: lr decay, freezing
+    def get_layer_depth(self, param_name: str, prefix: str = ''):
+        """Depth of a parameter for layer-wise lr decay.
+
+        ViT parts as ``PerAViT.get_layer_depth``: ``patch_embed`` and ``pos_embed``
+        depth 0, ``blocks.i.*`` depth ``i + 1``. Adapter-only parameters (SPM,
+        level embedding, interactions, ``up``, output norms) get depth
+        ``num_layers + 1``, the full lr.
+
+        Args:
+            param_name (str): parameter name, e.g. ``'backbone.blocks.3.attn.qkv.weight'``.
+            prefix (str): the backbone's prefix in ``param_name``.
+
+        Returns:
+            tuple[int, int]: the depth and the number of depths (``num_layers + 2``).
+        """
+        return vit_layer_depth(param_name, prefix, self.num_layers)
+
+    def _freeze_stages(self):
+        for module in frozen_modules(self, self.frozen_stages, with_cls_norm=False):
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+        if self.frozen_stages >= 0:
+            self.pos_embed.requires_grad = False
+
+    def train(self, mode: bool = True):
+        """Set the train mode; frozen ViT stages stay in eval mode."""
+        super().train(mode)
+        if mode and getattr(self, 'frozen_stages', -1) >= 0:
+            for module in frozen_modules(self, self.frozen_stages, with_cls_norm=False):
+                module.eval()
+        return self
 
     @staticmethod
     def _check_indexes(indexes, depth) -> List[List[int]]:
@@ -174,10 +225,15 @@ class PerAViTAdapter(BaseModule):
 
     # ------------------------------------------------------------------ weights
     def init_weights(self):
-        """Truncated-normal linears, fan-out convs, deformable-attention init."""
-        super().init_weights()
+        """Initialise the adapter, then load a ``Pretrained`` init_cfg's ViT weights.
+
+        Truncated-normal linears, fan-out convs and the deformable-attention
+        init; with a ``Pretrained`` init_cfg the ViT weights come from the file.
+        """
         if self.init_cfg is not None and self.init_cfg.get('type') == 'Pretrained':
+            load_pretrained_init(self, PerAViTAdapter)
             return
+        super().init_weights()
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.trunc_normal_(m.weight, std=0.02)

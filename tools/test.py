@@ -25,12 +25,11 @@ if importlib.util.find_spec('pera_mm') is None:  # run from a source checkout
 import mmengine  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.evaluator import DumpResults  # noqa: E402
-from mmengine.registry import RUNNERS  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
 
 import pera_mm  # noqa: E402,F401  (registers pera_mm modules)
+from pera_mm.utils.cli import PeraCliErrors, build_and_run, load_config  # noqa: E402
 from pera_mm.utils.cpu_dist import setup_cpu_distributed  # noqa: E402
-from pera_mm.utils.errors import PeraCliErrors, PeraConfigError, PeraFileNotFoundError  # noqa: E402
+from pera_mm.utils.errors import PeraConfigError, PeraFileNotFoundError  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -106,20 +105,6 @@ def merge_args(cfg: Config, args) -> Config:
     return cfg
 
 
-def load_config(path: str, cfg_options=None) -> Config:
-    """``Config.fromfile`` + ``--cfg-options``; any error in them is the
-    config's (a syntax error, a missing ``_base_``, a failing import)."""
-    try:
-        cfg = Config.fromfile(path)
-        if cfg_options is not None:
-            cfg.merge_from_dict(cfg_options)
-    except Exception as err:
-        raise PeraConfigError(
-            f'config {path}: {type(err).__name__}: {PeraCliErrors.message(err)}'
-        ) from err
-    return cfg
-
-
 def _test(runner, args):
     if args.out and args.out_item == 'pred':
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
@@ -135,14 +120,7 @@ def _main(argv=None):
     args.cfg_options = None  # merged above
     cfg = merge_args(cfg, args)
     setup_cpu_distributed(cfg)  # torchrun without a GPU: gloo + CPU DDP
-    try:
-        runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
-        return _test(runner, args)
-    except KeyError as err:  # a type name missing from a registry is the config's
-        text = PeraCliErrors.message(err)
-        if 'is not in the' in text and 'registry' in text:
-            raise PeraConfigError(f'{cfg.filename}: {text}') from err
-        raise
+    return build_and_run(cfg, lambda runner: _test(runner, args))
 
 
 def main(argv=None):

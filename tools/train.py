@@ -23,12 +23,11 @@ if importlib.util.find_spec('pera_mm') is None:  # run from a source checkout
     sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..')))
 
 from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.registry import RUNNERS  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
 
 import pera_mm  # noqa: E402,F401  (registers pera_mm modules)
+from pera_mm.utils.cli import PeraCliErrors, build_and_run, load_config  # noqa: E402
 from pera_mm.utils.cpu_dist import setup_cpu_distributed  # noqa: E402
-from pera_mm.utils.errors import PeraCliErrors, PeraConfigError, PeraFileNotFoundError  # noqa: E402
+from pera_mm.utils.errors import PeraConfigError, PeraFileNotFoundError  # noqa: E402
 
 AMP_WRAPPERS = ('AmpOptimWrapper', 'AutoAmpOptimWrapper')
 
@@ -144,33 +143,6 @@ def merge_args(cfg: Config, args) -> Config:
         cfg.resume = True
         cfg.load_from = args.resume
     return cfg
-
-
-def load_config(path: str, cfg_options=None) -> Config:
-    """``Config.fromfile`` + ``--cfg-options``; any error in them is the
-    config's (a syntax error, a missing ``_base_``, a failing import)."""
-    try:
-        cfg = Config.fromfile(path)
-        if cfg_options is not None:
-            cfg.merge_from_dict(cfg_options)
-    except Exception as err:
-        raise PeraConfigError(
-            f'config {path}: {type(err).__name__}: {PeraCliErrors.message(err)}'
-        ) from err
-    return cfg
-
-
-def build_and_run(cfg: Config, run):
-    """Build the runner and call ``run(runner)``; a type name missing from
-    a registry is the config's error."""
-    try:
-        runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
-        return run(runner)
-    except KeyError as err:
-        text = PeraCliErrors.message(err)
-        if 'is not in the' in text and 'registry' in text:
-            raise PeraConfigError(f'{cfg.filename}: {text}') from err
-        raise
 
 
 def _main(argv=None):

@@ -10,7 +10,8 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from pera_mm.datasets import UnlabeledImageDataset
-from pera_mm.utils.errors import PeraCliErrors, PeraDataError
+from pera_mm.utils.cli import PeraCliErrors
+from pera_mm.utils.errors import PeraDataError
 
 LOAD = [dict(type='LoadRGBImageFromFile')]
 

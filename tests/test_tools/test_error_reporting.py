@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from pera_mm.utils.cli import PeraCliErrors
 from pera_mm.utils.errors import (
-    PeraCliErrors,
     PeraConfigError,
     PeraDataError,
     PeraFileNotFoundError,

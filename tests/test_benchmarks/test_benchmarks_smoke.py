@@ -7,6 +7,7 @@ values, FLOPs grow linearly with the batch, PerA spends fewer FLOPs
 per image than the DINOv2-style baseline (sparse tokens), and the memory
 model's per-token block formula matches a real block.
 """
+
 import json
 import math
 import subprocess
@@ -20,8 +21,13 @@ BENCH = REPO_ROOT / 'benchmarks'
 
 
 def run(script, *args, timeout=300):
-    proc = subprocess.run([sys.executable, str(BENCH / script), *map(str, args)], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / script), *map(str, args)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     return proc.stdout
 
@@ -36,9 +42,30 @@ def close(a, b, rel=1e-6):
 
 def test_train_step_quick(tmp_path):
     out = tmp_path / 'train_step.json'
-    stdout = run('train_step.py', '--quick', '--isolation', 'group', '--threads', 1,
-                 '--batch', 2, '--num-local', 2, '--prototypes', 1024, '--steps', 2,
-                 '--gemm-seconds', 0.1, '--scaling-batches', 2, 3, 4, '--out', out)
+    stdout = run(
+        'train_step.py',
+        '--quick',
+        '--isolation',
+        'group',
+        '--threads',
+        1,
+        '--batch',
+        2,
+        '--num-local',
+        2,
+        '--prototypes',
+        1024,
+        '--steps',
+        2,
+        '--gemm-seconds',
+        0.1,
+        '--scaling-batches',
+        2,
+        3,
+        4,
+        '--out',
+        out,
+    )
     assert 'Ratios (PerA / other)' in stdout and 'Scaling' in stdout
     d = json.loads(out.read_text())
     for key in ('cpu_model', 'torch', 'torch_threads', 'date_utc', 'command'):
@@ -47,9 +74,18 @@ def test_train_step_quick(tmp_path):
     assert set(res) == {'pera', 'baseline', 'mae'}
     for m, r in res.items():
         b = r['spec']['batch']
-        for key in ('step_time_s', 'img_per_s', 'flops_per_step', 'gflops_per_img',
-                    'achieved_gflops', 'gemm_fraction', 'tensor_peak_mb',
-                    'tensor_dynamic_peak_mb', 'tensor_static_mb', 'rss_before_mb'):
+        for key in (
+            'step_time_s',
+            'img_per_s',
+            'flops_per_step',
+            'gflops_per_img',
+            'achieved_gflops',
+            'gemm_fraction',
+            'tensor_peak_mb',
+            'tensor_dynamic_peak_mb',
+            'tensor_static_mb',
+            'rss_before_mb',
+        ):
             assert positive(r[key]), (m, key, r[key])
         assert r['peak_rss_delta_mb'] >= 0
         assert len(r['step_times_s']) == 2 and r['losses_finite']
@@ -69,21 +105,24 @@ def test_train_step_quick(tmp_path):
     for other in ('baseline', 'mae'):
         ratio = d['ratios']['tiny'][f'pera_vs_{other}']
         assert close(ratio['throughput'], res['pera']['img_per_s'] / res[other]['img_per_s'])
-        assert close(ratio['gflops_per_img'],
-                     res['pera']['gflops_per_img'] / res[other]['gflops_per_img'])
-        assert close(ratio['tensor_peak'],
-                     res['pera']['tensor_peak_mb'] / res[other]['tensor_peak_mb'])
+        assert close(
+            ratio['gflops_per_img'], res['pera']['gflops_per_img'] / res[other]['gflops_per_img']
+        )
+        assert close(
+            ratio['tensor_peak'], res['pera']['tensor_peak_mb'] / res[other]['tensor_peak_mb']
+        )
         if res[other]['peak_rss_delta_mb'] > 0:
-            assert close(ratio['peak_mem'], res['pera']['peak_rss_delta_mb']
-                         / res[other]['peak_rss_delta_mb'])
+            assert close(
+                ratio['peak_mem'],
+                res['pera']['peak_rss_delta_mb'] / res[other]['peak_rss_delta_mb'],
+            )
 
     sc = d['scaling']
     assert [r['batch'] for r in sc['batch_rows']] == [2, 3, 4]
     assert len(sc['ratio_rows']) == 3
     w = [r['weighted_token_blocks_per_img'] for r in sc['ratio_rows']]
     assert w == sorted(w) and w[0] < w[-1]
-    for name in ('time_vs_batch', 'flops_vs_batch', 'time_vs_weighted_tokens',
-                 'time_vs_gflops'):
+    for name in ('time_vs_batch', 'flops_vs_batch', 'time_vs_weighted_tokens', 'time_vs_gflops'):
         assert math.isfinite(sc['fits'][name]['r2']), name
     # FLOPs per step grow linearly with the batch (up to the floor in the subset
     # drop path, which computes int(rows * 0.7) rows per residual branch)
@@ -100,8 +139,13 @@ def test_data_pipeline_quick(tmp_path):
     ip = d['in_process']
     assert positive(ip['samples_per_s']) and ip['samples'] == 12
     stages = ip['per_sample_ms']
-    for key in ('LoadRGBImageFromFile', 'PerAMultiCropViews', 'DisjointMaskGenerator',
-                'PackInputs', 'default_collate'):
+    for key in (
+        'LoadRGBImageFromFile',
+        'PerAMultiCropViews',
+        'DisjointMaskGenerator',
+        'PackInputs',
+        'default_collate',
+    ):
         assert positive(stages[key]), key
     loaders = {r['num_workers']: r for r in d['dataloader']}
     assert set(loaders) == {0, 1, 2}
@@ -124,12 +168,18 @@ def test_memory_model_fast(tmp_path):
     assert d['params']['teacher_backbone'] == d['params']['student_backbone']
     per_gpu = d['per_gpu']
     assert [e['gpus'] for e in per_gpu] == [8, 16, 32]
-    assert per_gpu[0]['persistent_total'] > per_gpu[1]['persistent_total'] > \
-        per_gpu[2]['persistent_total']
+    assert (
+        per_gpu[0]['persistent_total']
+        > per_gpu[1]['persistent_total']
+        > per_gpu[2]['persistent_total']
+    )
     for e in per_gpu:
         v = e['variants']
-        assert v['ckpt, fused attn']['max_batch_per_gpu'] > \
-            v['no ckpt, fused attn']['max_batch_per_gpu'] > 0
+        assert (
+            v['ckpt, fused attn']['max_batch_per_gpu']
+            > v['no ckpt, fused attn']['max_batch_per_gpu']
+            > 0
+        )
         assert v['ckpt, fused attn']['per_sample_bytes'] < v['ckpt, non-fused']['per_sample_bytes']
     # tokens at 448 px with 0.2/0.2/0.6: 157 s, 157 l, 470 t of 784
     tk = d['tokens']
@@ -147,7 +197,8 @@ def test_block_formula_matches_a_real_block():
     # SDPA logsumexp add a few bytes per token)
     assert calib['p=0.0']['ratio'] == pytest.approx(1.0, rel=0.1)
     assert calib['p=0.0']['per_call_bytes'] == pytest.approx(
-        calib['p=0.0']['bf16_weight_copy_bytes'], rel=0.1)
+        calib['p=0.0']['bf16_weight_copy_bytes'], rel=0.1
+    )
 
 
 def test_memory_model_paper_setting_fast(tmp_path):
@@ -167,8 +218,14 @@ def test_memory_model_paper_setting_fast(tmp_path):
             p, b = proj[f'pera/{prec}/{attn}'], proj[f'baseline/{prec}/{attn}']
             assert p['total'] < b['total']
             assert close(d['ratios'][f'{prec}/{attn}'], p['total'] / b['total'])
-            parts = ('params_fp32', 'grads_fp32', 'adamw_states', 'bf16_weight_copies',
-                     'non_block_per_step', 'activations')
+            parts = (
+                'params_fp32',
+                'grads_fp32',
+                'adamw_states',
+                'bf16_weight_copies',
+                'non_block_per_step',
+                'activations',
+            )
             assert close(p['total'], sum(p[k] for k in parts))
         # materialised attention matrices only add memory, and more for the full views
         extra = {

@@ -1,11 +1,13 @@
 import numpy as np
 import pytest
-
+import torch
 from mmpretrain.registry import TRANSFORMS
 
-from pera_mm.datasets.transforms.disjoint_mask_generator import (DisjointMaskGenerator,
-                                                                 disjoint_counts)
-from pera_mm.structures import MASK_L, MASK_S, MASK_T
+from pera_mm.datasets.transforms.disjoint_mask_generator import (
+    DisjointMaskGenerator,
+    disjoint_counts,
+)
+from pera_mm.structures import MASK_L, MASK_S, MASK_T, flag_indices
 
 
 def views(global_size, local_size, n_g=2, n_l=3):
@@ -15,38 +17,51 @@ def views(global_size, local_size, n_g=2, n_l=3):
     return dict(img=g + loc, num_global_crops=n_g, num_local_crops=n_l)
 
 
-def test_flag_constants():
-    assert (MASK_S, MASK_L, MASK_T) == (1, 2, 4)
+def test_model_side_decodes_the_three_sets():
+    # What the generator writes, the model reads back with flag_indices: each flag
+    # selects its own patches, and s, l, t partition the grid (no patch in two sets,
+    # which also needs the flags to be distinct bits).
+    np.random.seed(5)
+    out = DisjointMaskGenerator(patch_size=16, mask_ratios=(0.2, 0.2, 0.6))(views(128, 64))
+    masks = torch.from_numpy(out['global_masks'])
+    sets = [flag_indices(masks, flag) for flag in (MASK_S, MASK_L, MASK_T)]
+    assert tuple(s.shape[1] for s in sets) == disjoint_counts(64, (0.2, 0.2, 0.6))
+    for row, mask in enumerate(out['global_masks']):
+        assert sorted(torch.cat([s[row] for s in sets]).tolist()) == list(range(64))
+        for flag, s in zip((MASK_S, MASK_L, MASK_T), sets):
+            assert (mask[s[row].numpy()] == flag).all()
 
 
-@pytest.mark.parametrize('num_patches, ratios, expected', [
-    (64, (0.2, 0.2, 0.6), (13, 13, 38)),
-    (16, (0.2, 0.2, 0.6), (3, 3, 10)),
-    (784, (0.2, 0.2, 0.6), (157, 157, 470)),
-    (784, (0.3, 0.2, 0.5), (235, 157, 392)),
-    (36, (0.2, 0.2, 0.6), (7, 7, 22)),
-    (196, (0.2, 0.3, 0.5), (39, 59, 98)),
-    (64, (0.4, 0.0, 0.6), (26, 0, 38)),
-])
+@pytest.mark.parametrize(
+    'num_patches, ratios, expected',
+    [
+        (64, (0.2, 0.2, 0.6), (13, 13, 38)),
+        (16, (0.2, 0.2, 0.6), (3, 3, 10)),
+        (784, (0.2, 0.2, 0.6), (157, 157, 470)),
+        (784, (0.3, 0.2, 0.5), (235, 157, 392)),
+        (36, (0.2, 0.2, 0.6), (7, 7, 22)),
+        (196, (0.2, 0.3, 0.5), (39, 59, 98)),
+        (64, (0.4, 0.0, 0.6), (26, 0, 38)),
+    ],
+)
 def test_counts_formula(num_patches, ratios, expected):
     assert disjoint_counts(num_patches, ratios) == expected
 
 
-@pytest.mark.parametrize('size, counts', [(128, (13, 13, 38)),
-                                          (64, (3, 3, 10)),
-                                          (448, (157, 157, 470))])
+@pytest.mark.parametrize(
+    'size, counts', [(128, (13, 13, 38)), (64, (3, 3, 10)), (448, (157, 157, 470))]
+)
 def test_global_masks_disjoint_covering_exact_counts(size, counts):
     np.random.seed(0)
     gen = DisjointMaskGenerator(patch_size=16, mask_ratios=(0.2, 0.2, 0.6))
     out = gen(views(size, 32, n_g=2, n_l=3))
     masks = out['global_masks']
-    num_patches = (size // 16)**2
+    num_patches = (size // 16) ** 2
     assert masks.dtype == np.uint8 and masks.shape == (2, num_patches)
     # Every patch is in exactly one set.
     assert set(np.unique(masks)) <= {MASK_S, MASK_L, MASK_T}
     for row in masks:
-        got = ((row == MASK_S).sum(), (row == MASK_L).sum(),
-               (row == MASK_T).sum())
+        got = ((row == MASK_S).sum(), (row == MASK_L).sum(), (row == MASK_T).sum())
         assert got == counts
 
 
@@ -75,8 +90,7 @@ def test_masks_differ_per_crop_and_per_image():
     l1 = first['local_masks']
     assert len({row.tobytes() for row in l1}) == 4
     # Over many draws every patch position lands in every set.
-    masks = np.concatenate(
-        [gen(views(128, 64))['global_masks'] for _ in range(50)])
+    masks = np.concatenate([gen(views(128, 64))['global_masks'] for _ in range(50)])
     for flag in (MASK_S, MASK_L, MASK_T):
         assert ((masks == flag).sum(0) > 0).all()
 
@@ -111,8 +125,8 @@ def test_full_mode():
 def test_block_mode():
     np.random.seed(3)
     gen = DisjointMaskGenerator(
-        patch_size=16, mode='block', block_mask_prob=1.0,
-        block_mask_ratio=(0.3, 0.3))
+        patch_size=16, mode='block', block_mask_prob=1.0, block_mask_ratio=(0.3, 0.3)
+    )
     target = round(0.3 * 196)
     for _ in range(20):
         out = gen(views(224, 32, n_g=2, n_l=2))
@@ -126,8 +140,7 @@ def test_block_mode():
     # The masked patches form blocks: a masked patch has a masked neighbour.
     grid = (g[0] & MASK_L).astype(bool).reshape(14, 14)
     padded = np.pad(grid, 1)
-    neighbours = (padded[:-2, 1:-1] | padded[2:, 1:-1] | padded[1:-1, :-2]
-                  | padded[1:-1, 2:])
+    neighbours = padded[:-2, 1:-1] | padded[2:, 1:-1] | padded[1:-1, :-2] | padded[1:-1, 2:]
     assert (neighbours[grid]).mean() > 0.9
 
     never = DisjointMaskGenerator(mode='block', block_mask_prob=0.0)
@@ -137,8 +150,9 @@ def test_block_mode():
 def test_block_mode_probability():
     np.random.seed(4)
     gen = DisjointMaskGenerator(mode='block', block_mask_prob=0.5)
-    masked = [(gen(views(128, 32, n_g=1, n_l=0))['global_masks'] & MASK_L
-               ).any() for _ in range(400)]
+    masked = [
+        (gen(views(128, 32, n_g=1, n_l=0))['global_masks'] & MASK_L).any() for _ in range(400)
+    ]
     assert 0.4 < np.mean(masked) < 0.6
 
 
@@ -149,23 +163,28 @@ def test_no_local_crops():
 
 
 def test_registry_build():
-    gen = TRANSFORMS.build(
-        dict(type='DisjointMaskGenerator', mask_ratios=(0.3, 0.2, 0.5)))
+    gen = TRANSFORMS.build(dict(type='DisjointMaskGenerator', mask_ratios=(0.3, 0.2, 0.5)))
     assert isinstance(gen, DisjointMaskGenerator)
-    assert gen.mask_ratios == (0.3, 0.2, 0.5)
+    # the configured ratios, not the defaults, set the counts
+    g = gen(views(128, 64))['global_masks']
+    counts = tuple(int(n) for n in ((g == f).sum(1).max() for f in (MASK_S, MASK_L, MASK_T)))
+    assert counts == disjoint_counts(64, (0.3, 0.2, 0.5)) == (19, 13, 32)
 
 
-@pytest.mark.parametrize('kwargs, words', [
-    (dict(mask_ratios=(0.5, 0.5, 0.5)), ['mask_ratios', 'sum']),
-    (dict(mask_ratios=(0.6, -0.2, 0.6)), ['mask_ratios']),
-    (dict(mask_ratios=(0.5, 0.5)), ['mask_ratios']),
-    (dict(mask_ratios=(0.0, 0.4, 0.6)), ['mask_ratios']),
-    (dict(mask_ratios=(0.4, 0.6, 0.0)), ['mask_ratios']),
-    (dict(patch_size=0), ['patch_size']),
-    (dict(mode='random'), ['mode']),
-    (dict(block_mask_ratio=(0.6, 0.2)), ['block_mask_ratio']),
-    (dict(block_mask_prob=1.5), ['block_mask_prob']),
-])
+@pytest.mark.parametrize(
+    'kwargs, words',
+    [
+        (dict(mask_ratios=(0.5, 0.5, 0.5)), ['mask_ratios', 'sum']),
+        (dict(mask_ratios=(0.6, -0.2, 0.6)), ['mask_ratios']),
+        (dict(mask_ratios=(0.5, 0.5)), ['mask_ratios']),
+        (dict(mask_ratios=(0.0, 0.4, 0.6)), ['mask_ratios']),
+        (dict(mask_ratios=(0.4, 0.6, 0.0)), ['mask_ratios']),
+        (dict(patch_size=0), ['patch_size']),
+        (dict(mode='random'), ['mode']),
+        (dict(block_mask_ratio=(0.6, 0.2)), ['block_mask_ratio']),
+        (dict(block_mask_prob=1.5), ['block_mask_prob']),
+    ],
+)
 def test_bad_arguments(kwargs, words):
     with pytest.raises(ValueError) as info:
         DisjointMaskGenerator(**kwargs)
@@ -176,8 +195,11 @@ def test_bad_arguments(kwargs, words):
 
 
 def test_crop_not_divisible_by_patch_size():
-    with pytest.raises(ValueError, match=r'global crop size 72x72 .*'
-                       r'patch_size 16'):
+    with pytest.raises(
+        ValueError,
+        match=r'global crop size 72x72 .*'
+        r'patch_size 16',
+    ):
         DisjointMaskGenerator(patch_size=16)(views(72, 32))
     with pytest.raises(ValueError, match=r'local crop size 40x40'):
         DisjointMaskGenerator(patch_size=16)(views(64, 40))

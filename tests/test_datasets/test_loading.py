@@ -3,11 +3,10 @@ import pickle
 
 import numpy as np
 import pytest
+from mmpretrain.registry import TRANSFORMS
 from PIL import Image, ImageFile
 
-from pera_mm.datasets.transforms.loading import (LoadRGBImageFromFile,
-                                                 UnreadableImageError)
-from mmpretrain.registry import TRANSFORMS
+from pera_mm.datasets.transforms.loading import LoadRGBImageFromFile, UnreadableImageError
 
 
 def rgb_noise(h=48, w=40, seed=0):
@@ -47,8 +46,7 @@ def test_grayscale_png(tmp_path):
 
 
 def test_rgba_png_drops_alpha(tmp_path):
-    rgba = np.concatenate([rgb_noise(20, 24), np.full((20, 24, 1), 7,
-                                                      np.uint8)], 2)
+    rgba = np.concatenate([rgb_noise(20, 24), np.full((20, 24, 1), 7, np.uint8)], 2)
     Image.fromarray(rgba, mode='RGBA').save(tmp_path / 'a.png')
     img = load(tmp_path / 'a.png')['img']
     assert np.array_equal(img, rgba[..., :3])
@@ -69,8 +67,9 @@ def test_palette_png(tmp_path):
 
 
 def test_la_png(tmp_path):
-    la = np.stack([np.arange(64, dtype=np.uint8).reshape(8, 8) * 3,
-                   np.full((8, 8), 100, np.uint8)], 2)
+    la = np.stack(
+        [np.arange(64, dtype=np.uint8).reshape(8, 8) * 3, np.full((8, 8), 100, np.uint8)], 2
+    )
     Image.fromarray(la, mode='LA').save(tmp_path / 'la.png')
     img = load(tmp_path / 'la.png')['img']
     assert np.array_equal(img, np.repeat(la[..., :1], 3, 2))
@@ -92,7 +91,7 @@ def test_truncated_jpeg_fails(tmp_path):
     Image.fromarray(rgb_noise(64, 64)).save(buf, 'JPEG', quality=90)
     data = buf.getvalue()
     path = tmp_path / 'cut.jpg'
-    path.write_bytes(data[:len(data) // 2])
+    path.write_bytes(data[: len(data) // 2])
     with pytest.raises(UnreadableImageError) as info:
         load(path)
     assert info.value.path == str(path)
@@ -110,11 +109,14 @@ def test_truncated_jpeg_fails(tmp_path):
         ImageFile.LOAD_TRUNCATED_IMAGES = old
 
 
-@pytest.mark.parametrize('content, reason', [
-    (b'', 'empty'),
-    (b'this is not an image at all' * 10, 'UnidentifiedImageError'),
-    (b'\x89PNG\r\n\x1a\n' + b'\x00' * 40, ''),
-])
+@pytest.mark.parametrize(
+    'content, reason',
+    [
+        (b'', 'empty'),
+        (b'this is not an image at all' * 10, 'UnidentifiedImageError'),
+        (b'\x89PNG\r\n\x1a\n' + b'\x00' * 40, ''),
+    ],
+)
 def test_garbage_fails(tmp_path, content, reason):
     path = tmp_path / 'bad.png'
     path.write_bytes(content)
@@ -136,10 +138,7 @@ def test_error_pickles():
 def test_registry_and_backend_args(tmp_path):
     arr = rgb_noise(8, 8)
     Image.fromarray(arr).save(tmp_path / 'a.png')
-    t = TRANSFORMS.build(
-        dict(type='LoadRGBImageFromFile',
-             backend_args=dict(backend='local')))
-    assert np.array_equal(t(dict(img_path=str(tmp_path / 'a.png')))['img'],
-                          arr)
+    t = TRANSFORMS.build(dict(type='LoadRGBImageFromFile', backend_args=dict(backend='local')))
+    assert np.array_equal(t(dict(img_path=str(tmp_path / 'a.png')))['img'], arr)
     with pytest.raises(ValueError, match='backend_args'):
         LoadRGBImageFromFile(backend_args='local')

@@ -1,10 +1,10 @@
 import cv2
 import numpy as np
 import pytest
-
-from pera_mm.utils.scene_generator import _render_tile
-from pera_mm.datasets.transforms.multi_crop_views import PerAMultiCropViews
 from mmpretrain.registry import TRANSFORMS
+
+from pera_mm.datasets.transforms.multi_crop_views import PerAMultiCropViews
+from pera_mm.utils.scene_generator import _render_tile
 
 NO_COLOR = dict(jitter_prob=0.0, gray_prob=0.0)
 
@@ -28,14 +28,14 @@ def corr(a, b):
 def split(out):
     n_g, n_l = out['num_global_crops'], out['num_local_crops']
     v = out['img']
-    return (v[:n_g], v[n_g:2 * n_g], v[2 * n_g:2 * n_g + n_l],
-            v[2 * n_g + n_l:])
+    return (v[:n_g], v[n_g : 2 * n_g], v[2 * n_g : 2 * n_g + n_l], v[2 * n_g + n_l :])
 
 
 def test_output_order_sizes_and_count(tile):
     np.random.seed(0)
-    t = PerAMultiCropViews(global_crop_size=64, local_crop_size=32,
-                           num_global_crops=2, num_local_crops=8)
+    t = PerAMultiCropViews(
+        global_crop_size=64, local_crop_size=32, num_global_crops=2, num_local_crops=8
+    )
     out = t(dict(img=tile))
     assert out['num_global_crops'] == 2 and out['num_local_crops'] == 8
     assert isinstance(out['num_global_crops'], int)
@@ -48,26 +48,48 @@ def test_output_order_sizes_and_count(tile):
 
 
 def test_defaults_follow_method_spec():
+    """At its defaults the transform makes the method's views: 2 global pairs of 448 px
+    over 40-100 % of the image, 8 local pairs of 96 px over 5-40 %, aspect 3/4-4/3,
+    each flip half of the time, one box per pair (aligned), and colour on 74 % of
+    the student views (jitter 0.72, grey 0.08) but 10 % of the teacher views."""
+    img = np.random.RandomState(3).randint(0, 256, (500, 600, 3), np.uint8)
     t = PerAMultiCropViews()
-    assert (t.global_crop_size, t.local_crop_size) == (448, 96)
-    assert (t.num_global_crops, t.num_local_crops) == (2, 8)
-    assert t.global_crop_scale == (0.4, 1.0)
-    assert t.local_crop_scale == (0.05, 0.4)
-    assert t.ratio == pytest.approx((3 / 4, 4 / 3))
-    assert (t.hflip_prob, t.vflip_prob) == (0.5, 0.5)
-    s, te = t.student_color, t.teacher_color
-    assert (s['jitter_prob'], s['gray_prob']) == (0.72, 0.08)
-    assert (te['jitter_prob'], te['gray_prob']) == (0.1, 0.0)
-    for cfg in (s, te):
-        assert (cfg['brightness'], cfg['contrast'], cfg['saturation'],
-                cfg['hue']) == (0.4, 0.4, 0.2, 0.1)
-    assert t.spatial_alignment is True
+    boxes, changed = [], {'student': [], 'teacher': []}
+    sample, photometric = t._sample_geometry, t._photometric
+
+    def spy_sample(height, width, scale):
+        geometry = sample(height, width, scale)
+        boxes.append(geometry)
+        return geometry
+
+    def spy_photometric(view, cfg):
+        out = photometric(view, cfg)
+        changed['student' if cfg is t.student_color else 'teacher'].append(out is not view)
+        return out
+
+    t._sample_geometry, t._photometric = spy_sample, spy_photometric
+    np.random.seed(10)
+    calls = 25
+    for _ in range(calls):
+        out = t(dict(img=img))
+        assert [v.shape for v in out['img']] == [(448, 448, 3)] * 4 + [(96, 96, 3)] * 16
+    assert len(boxes) == calls * 10  # one box per pair: student and teacher aligned
+    per_call = np.array([g[:4] for g in boxes], np.float64).reshape(calls, 10, 4)
+    area = per_call[..., 2] * per_call[..., 3] / (500 * 600)
+    aspect = per_call[..., 3] / per_call[..., 2]
+    glob, loc = area[:, :2].ravel(), area[:, 2:].ravel()
+    assert 0.4 * 0.99 <= glob.min() < 0.5 and 0.9 < glob.max() <= 1.0
+    assert 0.05 * 0.99 <= loc.min() < 0.08 and 0.35 < loc.max() <= 0.4 * 1.01
+    assert 0.75 * 0.98 <= aspect.min() and aspect.max() <= 4 / 3 * 1.02
+    flips = np.array([g[4:] for g in boxes])
+    assert (np.abs(flips.mean(0) - 0.5) < 0.1).all()
+    assert abs(np.mean(changed['student']) - (1 - 0.28 * 0.92)) < 0.08
+    assert abs(np.mean(changed['teacher']) - 0.1) < 0.06
 
 
 def test_pairs_identical_without_colour(tile):
     np.random.seed(1)
-    t = PerAMultiCropViews(64, 32, 2, 6, student_color=NO_COLOR,
-                           teacher_color=NO_COLOR)
+    t = PerAMultiCropViews(64, 32, 2, 6, student_color=NO_COLOR, teacher_color=NO_COLOR)
     for _ in range(5):
         sg, tg, sl, tl = split(t(dict(img=tile.copy())))
         for s, te in zip(sg + sl, tg + tl):
@@ -83,10 +105,15 @@ def test_pairs_differ_only_photometrically(tile):
     clipping), i.e. the same crop and flips."""
     np.random.seed(2)
     t = PerAMultiCropViews(
-        64, 32, 2, 4,
-        student_color=dict(jitter_prob=1.0, brightness=0.4, contrast=0.0,
-                           saturation=0.0, hue=0.0, gray_prob=0.0),
-        teacher_color=NO_COLOR)
+        64,
+        32,
+        2,
+        4,
+        student_color=dict(
+            jitter_prob=1.0, brightness=0.4, contrast=0.0, saturation=0.0, hue=0.0, gray_prob=0.0
+        ),
+        teacher_color=NO_COLOR,
+    )
     sg, tg, sl, tl = split(t(dict(img=tile)))
     factors = []
     for s, te in zip(sg + sl, tg + tl):
@@ -122,8 +149,8 @@ def test_default_colour_keeps_structure(tile):
 def test_grayscale_student(tile):
     np.random.seed(4)
     t = PerAMultiCropViews(
-        64, 32, 2, 2, student_color=dict(jitter_prob=0.0, gray_prob=1.0),
-        teacher_color=NO_COLOR)
+        64, 32, 2, 2, student_color=dict(jitter_prob=0.0, gray_prob=1.0), teacher_color=NO_COLOR
+    )
     sg, tg, sl, tl = split(t(dict(img=tile)))
     for s, te in zip(sg + sl, tg + tl):
         assert (s[..., 0] == s[..., 1]).all()
@@ -135,8 +162,9 @@ def test_grayscale_student(tile):
 
 def test_unaligned_pairs_differ_geometrically(tile):
     np.random.seed(5)
-    t = PerAMultiCropViews(64, 32, 2, 6, student_color=NO_COLOR,
-                           teacher_color=NO_COLOR, spatial_alignment=False)
+    t = PerAMultiCropViews(
+        64, 32, 2, 6, student_color=NO_COLOR, teacher_color=NO_COLOR, spatial_alignment=False
+    )
     sg, tg, sl, tl = split(t(dict(img=tile)))
     for s, te in zip(sg + sl, tg + tl):
         assert not np.array_equal(s, te)
@@ -144,23 +172,23 @@ def test_unaligned_pairs_differ_geometrically(tile):
 
 def test_flips_shared_and_exact():
     img = np.random.RandomState(0).randint(0, 256, (32, 32, 3), np.uint8)
-    full = dict(global_crop_scale=(1.0, 1.0), local_crop_scale=(1.0, 1.0),
-                ratio=(1.0, 1.0), student_color=NO_COLOR,
-                teacher_color=NO_COLOR)
-    h = PerAMultiCropViews(32, 32, 1, 1, hflip_prob=1.0, vflip_prob=0.0,
-                           **full)(dict(img=img))
+    full = dict(
+        global_crop_scale=(1.0, 1.0),
+        local_crop_scale=(1.0, 1.0),
+        ratio=(1.0, 1.0),
+        student_color=NO_COLOR,
+        teacher_color=NO_COLOR,
+    )
+    h = PerAMultiCropViews(32, 32, 1, 1, hflip_prob=1.0, vflip_prob=0.0, **full)(dict(img=img))
     for v in h['img']:
         assert np.array_equal(v, img[:, ::-1])
-    vv = PerAMultiCropViews(32, 32, 1, 1, hflip_prob=0.0, vflip_prob=1.0,
-                            **full)(dict(img=img))
+    vv = PerAMultiCropViews(32, 32, 1, 1, hflip_prob=0.0, vflip_prob=1.0, **full)(dict(img=img))
     for v in vv['img']:
         assert np.array_equal(v, img[::-1])
-    both = PerAMultiCropViews(32, 32, 1, 1, hflip_prob=1.0, vflip_prob=1.0,
-                              **full)(dict(img=img))
+    both = PerAMultiCropViews(32, 32, 1, 1, hflip_prob=1.0, vflip_prob=1.0, **full)(dict(img=img))
     for v in both['img']:
         assert np.array_equal(v, img[::-1, ::-1])
-    none = PerAMultiCropViews(32, 32, 1, 1, hflip_prob=0.0, vflip_prob=0.0,
-                              **full)(dict(img=img))
+    none = PerAMultiCropViews(32, 32, 1, 1, hflip_prob=0.0, vflip_prob=0.0, **full)(dict(img=img))
     for v in none['img']:
         assert np.array_equal(v, img)
     # p = 0.5: all four flip states occur, always the same in a pair.
@@ -170,8 +198,12 @@ def test_flips_shared_and_exact():
     for _ in range(60):
         s, te = t(dict(img=img))['img']
         assert np.array_equal(s, te)
-        for name, ref in (('id', img), ('h', img[:, ::-1]),
-                          ('v', img[::-1]), ('hv', img[::-1, ::-1])):
+        for name, ref in (
+            ('id', img),
+            ('h', img[:, ::-1]),
+            ('v', img[::-1]),
+            ('hv', img[::-1, ::-1]),
+        ):
             if np.array_equal(s, ref):
                 seen.add(name)
     assert seen == {'id', 'h', 'v', 'hv'}
@@ -182,14 +214,20 @@ def test_crops_are_windows_of_the_input():
     32 px it must equal one 32x32 window of the input exactly."""
     img = np.random.RandomState(1).randint(0, 256, (64, 64, 3), np.uint8)
     np.random.seed(7)
-    t = PerAMultiCropViews(32, 32, 2, 2, global_crop_scale=(0.25, 0.25),
-                           local_crop_scale=(0.25, 0.25), ratio=(1.0, 1.0),
-                           hflip_prob=0.0, vflip_prob=0.0,
-                           student_color=NO_COLOR, teacher_color=NO_COLOR)
-    windows = {
-        img[i:i + 32, j:j + 32].tobytes(): (i, j)
-        for i in range(33) for j in range(33)
-    }
+    t = PerAMultiCropViews(
+        32,
+        32,
+        2,
+        2,
+        global_crop_scale=(0.25, 0.25),
+        local_crop_scale=(0.25, 0.25),
+        ratio=(1.0, 1.0),
+        hflip_prob=0.0,
+        vflip_prob=0.0,
+        student_color=NO_COLOR,
+        teacher_color=NO_COLOR,
+    )
+    windows = {img[i : i + 32, j : j + 32].tobytes(): (i, j) for i in range(33) for j in range(33)}
     boxes = set()
     for v in t(dict(img=img))['img']:
         assert v.tobytes() in windows
@@ -198,11 +236,29 @@ def test_crops_are_windows_of_the_input():
 
 
 def test_upscaling_small_inputs():
+    """A 20x30 input is smaller than the crops: a full-area box cannot keep the aspect
+    ratio within 3/4-4/3, so the largest centred allowed box (20x27 at column 1) is
+    used, and it is enlarged with cubic interpolation."""
     img = np.random.RandomState(2).randint(0, 256, (20, 30, 3), np.uint8)
-    out = PerAMultiCropViews(64, 32, 2, 2)(dict(img=img))
-    assert [v.shape for v in out['img']] == [(64, 64, 3)] * 4 + [
-        (32, 32, 3)
-    ] * 4
+    np.random.seed(11)
+    out = PerAMultiCropViews(
+        64,
+        32,
+        2,
+        2,
+        global_crop_scale=(1.0, 1.0),
+        hflip_prob=0.0,
+        vflip_prob=0.0,
+        student_color=NO_COLOR,
+        teacher_color=NO_COLOR,
+    )(dict(img=img))
+    assert [v.shape for v in out['img']] == [(64, 64, 3)] * 4 + [(32, 32, 3)] * 4
+    expected = cv2.resize(img[0:20, 1:28], (64, 64), interpolation=cv2.INTER_CUBIC)
+    for view in out['img'][:4]:
+        assert np.array_equal(view, expected)
+    # the local boxes are smaller parts of it, enlarged too: smooth, not blocky copies
+    for view in out['img'][4:]:
+        assert len(np.unique(view.reshape(-1, 3), axis=0)) > 20 * 30
 
 
 def test_rng_follows_numpy_seed(tile):
@@ -220,10 +276,15 @@ def test_hue_jitter_rotates_hue(tile):
     """Pure hue jitter keeps each pixel's max/min channel spread."""
     np.random.seed(9)
     t = PerAMultiCropViews(
-        64, 32, 1, 0,
-        student_color=dict(jitter_prob=1.0, brightness=0.0, contrast=0.0,
-                           saturation=0.0, hue=0.5, gray_prob=0.0),
-        teacher_color=NO_COLOR)
+        64,
+        32,
+        1,
+        0,
+        student_color=dict(
+            jitter_prob=1.0, brightness=0.0, contrast=0.0, saturation=0.0, hue=0.5, gray_prob=0.0
+        ),
+        teacher_color=NO_COLOR,
+    )
     changed = 0
     for _ in range(5):
         s, te = t(dict(img=tile))['img']
@@ -236,8 +297,8 @@ def test_hue_jitter_rotates_hue(tile):
 
 def test_registry_build_and_repr():
     t = TRANSFORMS.build(
-        dict(type='PerAMultiCropViews', global_crop_size=224,
-             student_color=dict(jitter_prob=0.5)))
+        dict(type='PerAMultiCropViews', global_crop_size=224, student_color=dict(jitter_prob=0.5))
+    )
     assert isinstance(t, PerAMultiCropViews)
     # Partial colour dicts are merged over the role's defaults.
     assert t.student_color['jitter_prob'] == 0.5
@@ -245,25 +306,28 @@ def test_registry_build_and_repr():
     assert 'global_crop_size=224' in repr(t)
 
 
-@pytest.mark.parametrize('kwargs, field', [
-    (dict(global_crop_size=0), 'global_crop_size'),
-    (dict(local_crop_size=-4), 'local_crop_size'),
-    (dict(local_crop_size=32.5), 'local_crop_size'),
-    (dict(num_global_crops=0), 'num_global_crops'),
-    (dict(num_local_crops=-1), 'num_local_crops'),
-    (dict(global_crop_scale=(0.0, 1.0)), 'global_crop_scale'),
-    (dict(local_crop_scale=(0.5, 1.2)), 'local_crop_scale'),
-    (dict(local_crop_scale=(0.5, 0.2)), 'local_crop_scale'),
-    (dict(ratio=(0.0, 1.0)), 'ratio'),
-    (dict(hflip_prob=1.5), 'hflip_prob'),
-    (dict(vflip_prob=-0.1), 'vflip_prob'),
-    (dict(student_color=dict(jitter_prob=2.0)), 'student_color.jitter_prob'),
-    (dict(teacher_color=dict(gray_prob=-1)), 'teacher_color.gray_prob'),
-    (dict(student_color=dict(hue=0.7)), 'student_color.hue'),
-    (dict(student_color=dict(brightness=-0.1)), 'student_color.brightness'),
-    (dict(student_color=dict(jiter_prob=0.5)), 'student_color'),
-    (dict(spatial_alignment='yes'), 'spatial_alignment'),
-])
+@pytest.mark.parametrize(
+    'kwargs, field',
+    [
+        (dict(global_crop_size=0), 'global_crop_size'),
+        (dict(local_crop_size=-4), 'local_crop_size'),
+        (dict(local_crop_size=32.5), 'local_crop_size'),
+        (dict(num_global_crops=0), 'num_global_crops'),
+        (dict(num_local_crops=-1), 'num_local_crops'),
+        (dict(global_crop_scale=(0.0, 1.0)), 'global_crop_scale'),
+        (dict(local_crop_scale=(0.5, 1.2)), 'local_crop_scale'),
+        (dict(local_crop_scale=(0.5, 0.2)), 'local_crop_scale'),
+        (dict(ratio=(0.0, 1.0)), 'ratio'),
+        (dict(hflip_prob=1.5), 'hflip_prob'),
+        (dict(vflip_prob=-0.1), 'vflip_prob'),
+        (dict(student_color=dict(jitter_prob=2.0)), 'student_color.jitter_prob'),
+        (dict(teacher_color=dict(gray_prob=-1)), 'teacher_color.gray_prob'),
+        (dict(student_color=dict(hue=0.7)), 'student_color.hue'),
+        (dict(student_color=dict(brightness=-0.1)), 'student_color.brightness'),
+        (dict(student_color=dict(jiter_prob=0.5)), 'student_color'),
+        (dict(spatial_alignment='yes'), 'spatial_alignment'),
+    ],
+)
 def test_bad_arguments(kwargs, field):
     with pytest.raises(ValueError) as info:
         PerAMultiCropViews(**kwargs)
@@ -271,12 +335,15 @@ def test_bad_arguments(kwargs, field):
     assert '\n' not in str(info.value)
 
 
-@pytest.mark.parametrize('img', [
-    np.zeros((8, 8), np.uint8),
-    np.zeros((8, 8, 3), np.float32),
-    np.zeros((8, 8, 4), np.uint8),
-    None,
-])
+@pytest.mark.parametrize(
+    'img',
+    [
+        np.zeros((8, 8), np.uint8),
+        np.zeros((8, 8, 3), np.float32),
+        np.zeros((8, 8, 4), np.uint8),
+        None,
+    ],
+)
 def test_bad_input_image(img):
     with pytest.raises(ValueError, match=r"results\['img'\]"):
         PerAMultiCropViews(32, 16)(dict(img=img))

@@ -1,14 +1,15 @@
 """Real remote-sensing tiles through the whole PerA data path."""
+
 import numpy as np
 import pytest
 import torch
 from mmengine.dataset import default_collate
-from torch.utils.data import DataLoader
-
-from pera_mm.structures import MASK_L, MASK_S, MASK_T
-from pera_mm.datasets.unlabeled_image_dataset import UnlabeledImageDataset
 from mmpretrain.models.utils import SelfSupDataPreprocessor
 from mmpretrain.structures import DataSample
+from torch.utils.data import DataLoader
+
+from pera_mm.datasets.unlabeled_image_dataset import UnlabeledImageDataset
+from pera_mm.structures import MASK_L, MASK_S, MASK_T
 
 MEAN = [123.675, 116.28, 103.53]
 STD = [58.395, 57.12, 57.375]
@@ -16,32 +17,37 @@ N_G, N_L = 2, 4
 
 PIPELINE = [
     dict(type='LoadRGBImageFromFile'),
-    dict(type='PerAMultiCropViews', global_crop_size=64, local_crop_size=32,
-         num_global_crops=N_G, num_local_crops=N_L),
-    dict(type='DisjointMaskGenerator', patch_size=16,
-         mask_ratios=(0.2, 0.2, 0.6)),
+    dict(
+        type='PerAMultiCropViews',
+        global_crop_size=64,
+        local_crop_size=32,
+        num_global_crops=N_G,
+        num_local_crops=N_L,
+    ),
+    dict(type='DisjointMaskGenerator', patch_size=16, mask_ratios=(0.2, 0.2, 0.6)),
     dict(type='PackInputs', algorithm_keys=['global_masks', 'local_masks']),
 ]
 
 
-@pytest.mark.parametrize('subdir, num_images, shape', [
-    ('AID_150px', 300, (150, 150)),
-    ('RSSCN7', 70, (400, 400)),
-])
-def test_real_tiles_full_pipeline(shared_data, subdir, num_images, shape):
-    root = shared_data / subdir
-    if not root.is_dir():
-        pytest.skip(f'{root} not found')
+@pytest.mark.needs_shared
+@pytest.mark.parametrize(
+    'subdir, num_images, shape',
+    [
+        ('AID_150px', 300, (150, 150)),
+        ('RSSCN7', 70, (400, 400)),
+    ],
+)
+def test_real_tiles_full_pipeline(shared_path, subdir, num_images, shape):
+    root = shared_path(subdir)
     full = UnlabeledImageDataset(data_root=str(root))
     assert len(full) == num_images
     # A spread of classes, kept small for CPU.
     step = num_images // 6
     ds = UnlabeledImageDataset(
-        data_root=str(root), pipeline=PIPELINE,
-        indices=list(range(0, num_images, step))[:6])
+        data_root=str(root), pipeline=PIPELINE, indices=list(range(0, num_images, step))[:6]
+    )
     np.random.seed(0)
-    loader = DataLoader(ds, batch_size=3, collate_fn=default_collate,
-                        num_workers=0)
+    loader = DataLoader(ds, batch_size=3, collate_fn=default_collate, num_workers=0)
     preprocessor = SelfSupDataPreprocessor(mean=MEAN, std=STD, to_rgb=False)
     seen = 0
     for batch in loader:

@@ -8,18 +8,18 @@ import numpy as np
 import pytest
 from mmengine.dataset import pseudo_collate
 from mmengine.logging import MMLogger
+from mmpretrain.registry import DATASETS
 from PIL import Image
 from torch.utils.data import DataLoader
 
 from pera_mm.datasets.unlabeled_image_dataset import UnlabeledImageDataset
-from mmpretrain.registry import DATASETS
 
 LOAD = [dict(type='LoadRGBImageFromFile')]
 
 
 def write_image(path, seed=0, size=(24, 20), fmt=None):
     path.parent.mkdir(parents=True, exist_ok=True)
-    arr = np.random.RandomState(seed).randint(0, 256, size + (3, ), np.uint8)
+    arr = np.random.RandomState(seed).randint(0, 256, size + (3,), np.uint8)
     Image.fromarray(arr).save(path, format=fmt)
     return arr
 
@@ -46,7 +46,6 @@ def tree(tmp_path):
 
 
 class Records(logging.Handler):
-
     def __init__(self):
         super().__init__(logging.DEBUG)
         self.messages = []
@@ -65,18 +64,13 @@ def log_records():
 
 
 def rel(ds, root):
-    return [
-        osp.relpath(ds.get_data_info(i)['img_path'], root)
-        for i in range(len(ds))
-    ]
+    return [osp.relpath(ds.get_data_info(i)['img_path'], root) for i in range(len(ds))]
 
 
 @pytest.mark.parametrize('serialize', [True, False])
 def test_folder_scan_sorted_recursive(tree, serialize):
     ds = UnlabeledImageDataset(data_root=str(tree), serialize_data=serialize)
-    assert rel(ds, tree) == [
-        'a/10.JPEG', 'a/2.jpg', 'b/c/z.PNG', 'top.tif', 'x.webp'
-    ]
+    assert rel(ds, tree) == ['a/10.JPEG', 'a/2.jpg', 'b/c/z.PNG', 'top.tif', 'x.webp']
     info = ds.get_data_info(2)
     assert set(info) == {'img_path', 'sample_idx'}
     assert info['sample_idx'] == 2
@@ -85,11 +79,9 @@ def test_folder_scan_sorted_recursive(tree, serialize):
 
 def test_folder_scan_extensions_and_prefix(tree):
     ds = UnlabeledImageDataset(
-        data_root=str(tree), data_prefix=dict(img_path='a'),
-        extensions=('JPG', ))
-    assert [ds.get_data_info(i)['img_path'] for i in range(len(ds))] == [
-        str(tree / 'a' / '2.jpg')
-    ]
+        data_root=str(tree), data_prefix=dict(img_path='a'), extensions=('JPG',)
+    )
+    assert [ds.get_data_info(i)['img_path'] for i in range(len(ds))] == [str(tree / 'a' / '2.jpg')]
     # A plain string prefix is accepted too.
     ds = UnlabeledImageDataset(data_root=str(tree), data_prefix='b')
     assert ds.get_data_info(0)['img_path'] == str(tree / 'b' / 'c' / 'z.PNG')
@@ -98,20 +90,18 @@ def test_folder_scan_extensions_and_prefix(tree):
 @pytest.mark.parametrize('serialize', [True, False])
 def test_ann_file(tree, serialize):
     (tree / 'list.txt').write_text(
-        '# tiles for the test\n'
-        'top.tif\n'
-        '\n'
-        '   a/2.jpg  \n'
-        '# a/10.JPEG\n'
-        'b/c/z.PNG\r\n')
-    ds = UnlabeledImageDataset(
-        data_root=str(tree), ann_file='list.txt', serialize_data=serialize)
+        '# tiles for the test\ntop.tif\n\n   a/2.jpg  \n# a/10.JPEG\nb/c/z.PNG\r\n'
+    )
+    ds = UnlabeledImageDataset(data_root=str(tree), ann_file='list.txt', serialize_data=serialize)
     assert rel(ds, tree) == ['top.tif', 'a/2.jpg', 'b/c/z.PNG']
     # Paths are relative to data_prefix['img_path'] when given.
     (tree / 'a' / 'list.txt').write_text('2.jpg\n10.JPEG\n')
     ds = UnlabeledImageDataset(
-        data_root=str(tree), ann_file='a/list.txt',
-        data_prefix=dict(img_path='a'), serialize_data=serialize)
+        data_root=str(tree),
+        ann_file='a/list.txt',
+        data_prefix=dict(img_path='a'),
+        serialize_data=serialize,
+    )
     assert rel(ds, tree) == ['a/2.jpg', 'a/10.JPEG']
 
 
@@ -124,19 +114,19 @@ def test_ann_file_many_lines_packed(tmp_path):
             f.write(f'tiles/{i // 1000:03d}/{i:07d}.jpg\n')
     ds = UnlabeledImageDataset(data_root=str(root), ann_file='list.txt')
     assert len(ds) == n
-    assert ds.get_data_info(123_456)['img_path'] == str(
-        root / 'tiles' / '123' / '0123456.jpg')
+    assert ds.get_data_info(123_456)['img_path'] == str(root / 'tiles' / '123' / '0123456.jpg')
     # One packed buffer: the relative paths and one int64 per entry.
     assert ds.data_bytes.nbytes == n * len('tiles/000/0000000.jpg')
     assert ds.data_address.dtype == np.int64
     sub = ds.get_subset([5, 299_999])
-    assert [osp.basename(sub.get_data_info(i)['img_path'])
-            for i in range(2)] == ['0000005.jpg', '0299999.jpg']
+    assert [osp.basename(sub.get_data_info(i)['img_path']) for i in range(2)] == [
+        '0000005.jpg',
+        '0299999.jpg',
+    ]
 
 
 def test_indices_and_registry(tree):
-    ds = DATASETS.build(
-        dict(type='UnlabeledImageDataset', data_root=str(tree), indices=2))
+    ds = DATASETS.build(dict(type='UnlabeledImageDataset', data_root=str(tree), indices=2))
     assert len(ds) == 2
     assert rel(ds, tree) == ['a/10.JPEG', 'a/2.jpg']
 
@@ -149,9 +139,8 @@ def test_missing_root(tmp_path):
 
 
 def test_missing_prefix_and_ann_file(tree):
-    with pytest.raises(FileNotFoundError, match=r"img_path.*nothing"):
-        UnlabeledImageDataset(
-            data_root=str(tree), data_prefix=dict(img_path='nothing'))
+    with pytest.raises(FileNotFoundError, match=r'img_path.*nothing'):
+        UnlabeledImageDataset(data_root=str(tree), data_prefix=dict(img_path='nothing'))
     with pytest.raises(FileNotFoundError, match=r'ann_file.*missing\.txt'):
         UnlabeledImageDataset(data_root=str(tree), ann_file='missing.txt')
 
@@ -177,8 +166,7 @@ def test_bad_arguments(tree):
     with pytest.raises(ValueError, match='extensions'):
         UnlabeledImageDataset(data_root=str(tree), extensions='.jpg')
     with pytest.raises(ValueError, match='data_prefix'):
-        UnlabeledImageDataset(data_root=str(tree),
-                              data_prefix=dict(img='x'))
+        UnlabeledImageDataset(data_root=str(tree), data_prefix=dict(img='x'))
 
 
 def test_lazy_init(tree):
@@ -201,8 +189,7 @@ def bad_tree(tmp_path):
 def test_unreadable_image_skipped_counted_logged(bad_tree, log_records):
     root, good = bad_tree
     ds = UnlabeledImageDataset(data_root=str(root), pipeline=LOAD)
-    names = [osp.basename(ds.get_data_info(i)['img_path'])
-             for i in range(len(ds))]
+    names = [osp.basename(ds.get_data_info(i)['img_path']) for i in range(len(ds))]
     assert names[:2] == ['bad_1.jpg', 'bad_2.png']
     ds._rand_another = lambda: 2  # refetch deterministically (ok_0.png)
 
@@ -238,16 +225,15 @@ def test_other_errors_propagate(bad_tree):
 
 def test_test_mode_does_not_skip(bad_tree):
     root, _ = bad_tree
-    ds = UnlabeledImageDataset(data_root=str(root), pipeline=LOAD,
-                               test_mode=True)
+    ds = UnlabeledImageDataset(data_root=str(root), pipeline=LOAD, test_mode=True)
     from pera_mm.datasets.transforms.loading import UnreadableImageError
+
     with pytest.raises(UnreadableImageError):
         ds[0]
 
 
 def _epoch(ds, **loader_kwargs):
-    loader = DataLoader(ds, batch_size=2, collate_fn=pseudo_collate,
-                        **loader_kwargs)
+    loader = DataLoader(ds, batch_size=2, collate_fn=pseudo_collate, **loader_kwargs)
     shapes = []
     for batch in loader:
         shapes += [img.shape for img in batch['img']]
@@ -262,16 +248,14 @@ def test_skips_counted_across_fork_workers(bad_tree):
     assert shapes == [(24, 20, 3)] * 6
     assert ds.num_skipped == 2
     assert ds.pop_epoch_skipped() == 2
-    shapes = _epoch(ds, num_workers=2, multiprocessing_context='fork',
-                    persistent_workers=True)
+    shapes = _epoch(ds, num_workers=2, multiprocessing_context='fork', persistent_workers=True)
     assert ds.num_skipped == 4
     assert ds.pop_epoch_skipped() == 2
 
 
 def test_skips_counted_across_spawn_workers(bad_tree):
     root, _ = bad_tree
-    ds = UnlabeledImageDataset(data_root=str(root), pipeline=LOAD,
-                               indices=[0, 1, 2])
+    ds = UnlabeledImageDataset(data_root=str(root), pipeline=LOAD, indices=[0, 1, 2])
     shapes = _epoch(ds, num_workers=1, multiprocessing_context='spawn')
     assert shapes == [(24, 20, 3)] * 3
     # Refetching is random, so a bad tile may be hit more than once.
@@ -283,8 +267,7 @@ def test_copies_get_independent_counters(bad_tree):
     root, _ = bad_tree
     ds = UnlabeledImageDataset(data_root=str(root), pipeline=LOAD)
     assert ds.prepare_data(0) is None  # skipped, no refetch here
-    for other in (copy.deepcopy(ds), pickle.loads(pickle.dumps(ds)),
-                  ds.get_subset([0, 2])):
+    for other in (copy.deepcopy(ds), pickle.loads(pickle.dumps(ds)), ds.get_subset([0, 2])):
         assert other.num_skipped == 1
         other.skip_counter.increment()
         assert ds.num_skipped == 1

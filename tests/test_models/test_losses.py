@@ -3,7 +3,6 @@ import math
 import torch
 
 from pera_mm.models.losses import DINOClsLoss, KoLeoLoss, PixelMSELoss
-from pera_mm.structures import patchify
 
 
 def test_dino_same_crop_pairing_equals_hand_computation():
@@ -65,14 +64,6 @@ def test_koleo_runs_in_fp32_under_bf16_autocast():
         out = KoLeoLoss(1.0)(x.bfloat16())
     assert out.dtype == torch.float32
     assert abs(out.item() - KoLeoLoss(1.0)(x.bfloat16().float()).item()) < 1e-6
-
-
-def test_patchify_is_channel_last_raster_order():
-    img = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).reshape(2, 3, 4, 4)
-    p = patchify(img, 2)
-    assert p.shape == (2, 4, 12)
-    # patch 1 = rows 0-1, cols 2-3; element (row 1, col 0, channel 2)
-    assert p[1, 1, (1 * 2 + 0) * 3 + 2] == img[1, 2, 1, 2]
 
 
 def test_pixel_loss_reductions():

@@ -3,7 +3,6 @@ import torch
 import torch.nn.functional as F
 
 from pera_mm.models.backbones import PerAViT
-from pera_mm.structures import gather_tokens
 from pera_mm.models.utils import Block, resize_pos_embed
 
 ARCH = dict(embed_dims=64, num_layers=4, num_heads=2, feedforward_channels=128)
@@ -22,7 +21,7 @@ def patch_pixels(img, idx, p=16, grid=4):
     m = torch.zeros(img.shape[-2:], dtype=torch.bool)
     for i in idx.tolist():
         r, c = divmod(i, grid)
-        m[r * p:(r + 1) * p, c * p:(c + 1) * p] = True
+        m[r * p : (r + 1) * p, c * p : (c + 1) * p] = True
     return m
 
 
@@ -82,7 +81,7 @@ def reference_student(vit, x, s_idx, l_idx, mask_token):
     outs_cls, outs_l = [], []
     half = vit.mask_token_layer
     for b in range(x.shape[0]):
-        h = torch.cat([cls[b:b + 1], patches[b:b + 1, s_idx[b]]], 1)
+        h = torch.cat([cls[b : b + 1], patches[b : b + 1, s_idx[b]]], 1)
         for blk in vit.blocks[:half]:
             h = blk(h)
         seq, s_ptr = [h[:, 0]], 1
@@ -149,7 +148,8 @@ def test_dense_masked_path_replaces_l_patches():
 def test_pos_embed_interpolated_when_loading_other_size():
     src = make_vit(img_size=64)
     dst = PerAViT(arch=ARCH, img_size=96, patch_size=16)
-    missing, unexpected = dst.load_state_dict(src.state_dict(), strict=True), None
+    result = dst.load_state_dict(src.state_dict(), strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
     assert dst.pos_embed.shape == (1, 1 + 36, 64)
     grid = src.pos_embed[:, 1:].reshape(1, 4, 4, 64).permute(0, 3, 1, 2)
     expect = F.interpolate(grid, size=(6, 6), mode='bicubic', align_corners=False)

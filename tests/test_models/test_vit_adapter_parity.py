@@ -55,11 +55,8 @@ def build_from_record(cfg):
 
 
 @pytest.fixture(scope='module')
-def record(shared_data):
-    path = shared_data / 'parity' / 'vit_adapter_parity_v1.pt'
-    if not path.exists():
-        pytest.skip(f'parity record not found at {path}')
-    return torch.load(path, weights_only=True)
+def record(shared_path):
+    return torch.load(shared_path('parity/vit_adapter_parity_v1.pt'), weights_only=True)
 
 
 @pytest.fixture(scope='module')

@@ -1,8 +1,8 @@
 """tools/model_converters: command lines, files in, files out."""
+
 import subprocess
 import sys
 from collections import OrderedDict
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,27 +12,29 @@ from mmengine.runner.checkpoint import _load_checkpoint
 from mmpretrain.models import VisionTransformer
 
 from pera_mm.models import PerAViT
+from pera_mm.testing import REPO_ROOT
 from pera_mm.utils.checkpoint_convert import convert_official_to_pera
 
-REPO = Path(__file__).resolve().parents[2]
-CONVERTERS = REPO / 'tools' / 'model_converters'
-PARITY = REPO.parent / 'shared' / 'data' / 'parity' / 'pera_parity_v1.pt'
+CONVERTERS = REPO_ROOT / 'tools' / 'model_converters'
 ARCH = dict(embed_dims=192, num_layers=4, num_heads=3, feedforward_channels=768)
 
 
 def _cli(name, *args, cwd):
     proc = subprocess.run(
         [sys.executable, str(CONVERTERS / f'{name}.py'), *map(str, args)],
-        cwd=cwd, capture_output=True, text=True, timeout=300)
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
 
 @pytest.fixture(scope='module')
-def released():
-    if not PARITY.is_file():
-        pytest.skip(f'parity record not found at {PARITY}')
-    return torch.load(PARITY, weights_only=True)['weights_init']
+def released(shared_path):
+    """The released-layout initial weights of the recorded parity step."""
+    return torch.load(shared_path('parity/pera_parity_v1.pt'), weights_only=True)['weights_init']
 
 
 @pytest.fixture(scope='module')
@@ -54,20 +56,23 @@ def training_checkpoint(tmp_path_factory):
     ckpt = dict(
         meta=dict(epoch=3, iter=120, cfg='model = dict(type="PerA")'),
         state_dict=sd,
-        message_hub=dict(log_scalars=OrderedDict({'train/loss': buffer}),
-                         runtime_info=OrderedDict(eta=np.float64(3.0)),
-                         resumed_keys=OrderedDict()),
+        message_hub=dict(
+            log_scalars=OrderedDict({'train/loss': buffer}),
+            runtime_info=OrderedDict(eta=np.float64(3.0)),
+            resumed_keys=OrderedDict(),
+        ),
         optimizer=dict(state={}, param_groups=[]),
-        param_schedulers=[])
+        param_schedulers=[],
+    )
     path = tmp_path_factory.mktemp('ckpt') / 'iter_120.pth'
     torch.save(ckpt, path)
     return path, sd
 
 
+@pytest.mark.needs_shared
 def test_official_cli_on_real_weights(released, tmp_path):
     src, dst = tmp_path / 'released.pth', tmp_path / 'out' / 'pera_mm.pth'
-    torch.save({'model': {'module.' + k: v for k, v in released.items()},
-                'iteration': 2000}, src)
+    torch.save({'model': {'module.' + k: v for k, v in released.items()}, 'iteration': 2000}, src)
     proc = _cli('pera_official_to_mm', src, dst, cwd=tmp_path)
     assert f'wrote 133 tensors to {dst}' in proc.stdout
     out = torch.load(dst, weights_only=True)
@@ -84,20 +89,28 @@ def test_official_cli_on_real_weights(released, tmp_path):
     assert set(_load_checkpoint(str(dst))['state_dict']) == set(expected)
 
 
+@pytest.mark.needs_shared
 def test_official_teacher_only_with_copy(released, tmp_path, load_script):
-    export = {k[8:].replace('cls_head', 'dino_head'): v
-              for k, v in released.items() if k.startswith('teacher.')}
+    export = {
+        k[8:].replace('cls_head', 'dino_head'): v
+        for k, v in released.items()
+        if k.startswith('teacher.')
+    }
     src, dst = tmp_path / 'teacher.pth', tmp_path / 'pera_mm.pth'
     torch.save({'teacher': export}, src)
     load_script(CONVERTERS / 'pera_official_to_mm.py').main(
-        [str(src), str(dst), '--copy-teacher-to-student'])
+        [str(src), str(dst), '--copy-teacher-to-student']
+    )
     out = torch.load(dst, weights_only=True)
     assert out['meta']['teacher_only'] is True
     assert len(out['state_dict']) == 2 * len(export)
-    assert torch.equal(out['state_dict']['projector.last_layer.weight_v'],
-                       released['teacher.cls_head.last_layer.weight_v'])
+    assert torch.equal(
+        out['state_dict']['projector.last_layer.weight_v'],
+        released['teacher.cls_head.last_layer.weight_v'],
+    )
 
 
+@pytest.mark.needs_shared
 def test_official_cli_errors_are_one_line(released, tmp_path, load_script):
     tool = load_script(CONVERTERS / 'pera_official_to_mm.py')
     src = tmp_path / 'extra.pth'
@@ -107,7 +120,8 @@ def test_official_cli_errors_are_one_line(released, tmp_path, load_script):
     assert exc.value.code == (
         f'error: {src}: 1 key(s): student.ibot_head.mlp.0.weight have no '
         'mapping to the PerA layout (drop them on purpose with ignore / '
-        '--ignore REGEX)')
+        '--ignore REGEX)'
+    )
     tool.main([str(src), str(tmp_path / 'o.pth'), '--ignore', 'ibot_head'])
     assert (tmp_path / 'o.pth').is_file()
 
@@ -119,23 +133,40 @@ def test_official_cli_errors_are_one_line(released, tmp_path, load_script):
 def test_extract_cli_mmpretrain_with_prefix(training_checkpoint, tmp_path):
     src, sd = training_checkpoint
     dst = tmp_path / 'vit.pth'
-    proc = _cli('extract_backbone', src, dst, '--format', 'mmpretrain',
-                '--prefix', 'backbone.', cwd=tmp_path)
+    proc = _cli(
+        'extract_backbone',
+        src,
+        dst,
+        '--format',
+        'mmpretrain',
+        '--prefix',
+        'backbone.',
+        cwd=tmp_path,
+    )
     assert 'teacher backbone tensors (mmpretrain)' in proc.stdout
     out = torch.load(dst, weights_only=True)
     assert all(k.startswith('backbone.') for k in out['state_dict'])
     meta = out['meta']
-    assert (meta['part'], meta['format'], meta['iter'], meta['epoch']) == \
-        ('teacher', 'mmpretrain', 120, 3)
+    assert (meta['part'], meta['format'], meta['iter'], meta['epoch']) == (
+        'teacher',
+        'mmpretrain',
+        120,
+        3,
+    )
     assert meta['arch']['num_patches'] == 64
 
     # what a downstream config does with it
     vit = VisionTransformer(
-        arch=ARCH, img_size=128, patch_size=16, out_type='cls_token',
-        init_cfg=dict(type='Pretrained', checkpoint=str(dst), prefix='backbone.'))
+        arch=ARCH,
+        img_size=128,
+        patch_size=16,
+        out_type='cls_token',
+        init_cfg=dict(type='Pretrained', checkpoint=str(dst), prefix='backbone.'),
+    )
     vit.init_weights()
-    assert torch.equal(vit.layers[2].ffn.layers[1].weight,
-                       sd['teacher.backbone.blocks.2.mlp.fc2.weight'])
+    assert torch.equal(
+        vit.layers[2].ffn.layers[1].weight, sd['teacher.backbone.blocks.2.mlp.fc2.weight']
+    )
     assert torch.equal(vit.ln1.bias, sd['teacher.backbone.norm.bias'])
 
 
@@ -143,8 +174,9 @@ def test_extract_cli_mmpretrain_with_prefix(training_checkpoint, tmp_path):
 def test_extract_pera_format_loads_strictly(training_checkpoint, tmp_path, student, load_script):
     src, sd = training_checkpoint
     dst = tmp_path / 'backbone.pth'
-    load_script(CONVERTERS / 'extract_backbone.py').main([str(src), str(dst)] +
-                                   (['--student'] if student else []))
+    load_script(CONVERTERS / 'extract_backbone.py').main(
+        [str(src), str(dst)] + (['--student'] if student else [])
+    )
     state = torch.load(dst, weights_only=True)['state_dict']
     model = PerAViT(arch=ARCH, img_size=128)
     result = model.load_state_dict(state, strict=True)
@@ -156,10 +188,9 @@ def test_extract_pera_format_loads_strictly(training_checkpoint, tmp_path, stude
 def test_extract_without_teacher_is_a_one_line_error(training_checkpoint, tmp_path, load_script):
     _, sd = training_checkpoint
     src = tmp_path / 'student_only.pth'
-    torch.save({'state_dict': {k: v for k, v in sd.items()
-                               if not k.startswith('teacher.')}}, src)
+    torch.save({'state_dict': {k: v for k, v in sd.items() if not k.startswith('teacher.')}}, src)
     with pytest.raises(SystemExit) as exc:
         load_script(CONVERTERS / 'extract_backbone.py').main([str(src), str(tmp_path / 'o.pth')])
     assert exc.value.code == (
-        f"error: {src} has no 'teacher.backbone.*' weights "
-        '(is it a PerA training checkpoint?)')
+        f"error: {src} has no 'teacher.backbone.*' weights (is it a PerA training checkpoint?)"
+    )

@@ -1,16 +1,15 @@
 """Two-process DDP (gloo, CPU) PerA training through tools/dist_train.sh."""
+
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import torch
 from mmengine.config import Config
 
+from pera_mm.testing import REPO_ROOT
 from pera_mm.utils import generate_demo_dataset
 
-REPO = Path(__file__).resolve().parents[2]
-DEMO = REPO / 'configs/pera/pera_vit-tiny-p16_1xb32-20e_demo-96px.py'
+DEMO = REPO_ROOT / 'configs/pera/pera_vit-tiny-p16_1xb32-20e_demo-96px.py'
 
 
 def test_two_rank_training_keeps_center_and_teacher_identical(tmp_path):
@@ -20,7 +19,8 @@ def test_two_rank_training_keeps_center_and_teacher_identical(tmp_path):
     hooks.append(dict(type='DumpRankStateHook'))
     cfg = tmp_path / 'ddp_cfg.py'
     cfg.write_text(f"""_base_ = [{str(DEMO)!r}]
-custom_imports = dict(imports=['pera_mm', 'pera_ddp_probe'], allow_failed_imports=False)
+custom_imports = dict(imports=['pera_mm', 'pera_mm.testing.rank_state_hook'],
+                      allow_failed_imports=False)
 train_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False,
                         dataset=dict(data_root={str(data)!r}))
 train_cfg = dict(max_epochs=1)
@@ -30,12 +30,19 @@ default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=1))
 custom_hooks = {hooks!r}
 """)
     work = tmp_path / 'work'
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(Path(__file__).parent), str(REPO), os.environ.get('PYTHONPATH', '')]),
-        PORT='29617', OMP_NUM_THREADS='1')
-    proc = subprocess.run(['bash', str(REPO / 'tools/dist_train.sh'), str(cfg), '2',
-                           '--work-dir', str(work)], env=env, capture_output=True, text=True,
-                          timeout=600)
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get('PYTHONPATH', '')]),
+        PORT='29617',
+        OMP_NUM_THREADS='1',
+    )
+    proc = subprocess.run(
+        ['bash', str(REPO_ROOT / 'tools/dist_train.sh'), str(cfg), '2', '--work-dir', str(work)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     r0 = torch.load(work / 'rank0.pt', weights_only=True)
     r1 = torch.load(work / 'rank1.pt', weights_only=True)

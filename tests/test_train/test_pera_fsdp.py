@@ -1,19 +1,19 @@
 """FSDP (FlexibleRunner + FSDPStrategy, the ViT-G config's settings) on 2 CPU
 processes with gloo trains exactly like DDP: same teacher, student and centre
 after the same iterations, with the chunked DINO loss and global-norm clipping."""
+
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 import torch
 from mmengine.config import Config
 
+from pera_mm.testing import REPO_ROOT
 from pera_mm.utils import generate_demo_dataset
 
-REPO = Path(__file__).resolve().parents[2]
-DEMO = REPO / 'configs/pera/pera_vit-tiny-p16_1xb32-20e_demo-96px.py'
-GIANT = REPO / 'configs/pera/pera_vit-giant1024-p16_fsdp-8xb8-200e_rsrsd-448px.py'
+DEMO = REPO_ROOT / 'configs/pera/pera_vit-tiny-p16_1xb32-20e_demo-96px.py'
+GIANT = REPO_ROOT / 'configs/pera/pera_vit-giant1024-p16_fsdp-8xb8-200e_rsrsd-448px.py'
 
 
 def train(tmp_path, name, data, fsdp, port):
@@ -21,8 +21,7 @@ def train(tmp_path, name, data, fsdp, port):
     hooks = [h.to_dict() for h in Config.fromfile(DEMO).custom_hooks]
     extra = ''
     if fsdp:
-        extra = (f"runner_type = 'FlexibleRunner'\n"
-                 f"strategy = {giant.strategy.to_dict()!r}\n")
+        extra = f"runner_type = 'FlexibleRunner'\nstrategy = {giant.strategy.to_dict()!r}\n"
     cfg = tmp_path / f'{name}.py'
     cfg.write_text(f"""_base_ = [{str(DEMO)!r}]
 train_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False,
@@ -37,12 +36,19 @@ custom_hooks = {hooks!r}
 randomness = dict(seed=3)
 {extra}""")
     work = tmp_path / name
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get('PYTHONPATH',
-                                                                                   '')]),
-               PORT=str(port), OMP_NUM_THREADS='1')
-    proc = subprocess.run(['bash', str(REPO / 'tools/dist_train.sh'), str(cfg), '2',
-                           '--work-dir', str(work)], env=env, capture_output=True, text=True,
-                          timeout=600)
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get('PYTHONPATH', '')]),
+        PORT=str(port),
+        OMP_NUM_THREADS='1',
+    )
+    proc = subprocess.run(
+        ['bash', str(REPO_ROOT / 'tools/dist_train.sh'), str(cfg), '2', '--work-dir', str(work)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return torch.load(work / 'epoch_1.pth', map_location='cpu', weights_only=True), proc.stdout
 

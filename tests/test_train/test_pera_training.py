@@ -1,4 +1,5 @@
 """End-to-end PerA training through MMEngine's Runner on generated demo tiles."""
+
 from pathlib import Path
 
 import pytest
@@ -10,10 +11,10 @@ from mmengine.runner import Runner
 from mmpretrain.registry import HOOKS
 
 import pera_mm  # noqa: F401
+from pera_mm.testing import REPO_ROOT
 from pera_mm.utils import generate_demo_dataset
 
-REPO = Path(__file__).resolve().parents[2]
-DEMO = REPO / 'configs/pera/pera_vit-tiny-p16_1xb32-20e_demo-96px.py'
+DEMO = REPO_ROOT / 'configs/pera/pera_vit-tiny-p16_1xb32-20e_demo-96px.py'
 
 
 class SimulatedKill(RuntimeError):
@@ -23,6 +24,7 @@ class SimulatedKill(RuntimeError):
 @HOOKS.register_module(force=True)
 class KillAfterEpochHook(Hook):
     """Stops training right after the checkpoint of ``epoch`` is written."""
+
     priority = 'LOWEST'
 
     def __init__(self, epoch):
@@ -84,8 +86,7 @@ def uninterrupted(demo_root, tmp_path_factory):
     cfg.custom_hooks.append(dict(type='RecordInitialModel'))
     runner = run(cfg)
     hub = runner.message_hub
-    return dict(runner=runner, initial=initial,
-                losses=list(hub.get_scalar('train/loss').data[0]))
+    return dict(runner=runner, initial=initial, losses=list(hub.get_scalar('train/loss').data[0]))
 
 
 def fixed_batch_loss(model, data):
@@ -114,8 +115,11 @@ def test_twenty_iterations_lower_the_loss_and_move_the_teacher(uninterrupted):
     assert trained < initial - 0.3, (trained, initial)
 
     final_teacher = teacher_state(runner)
-    moved = [k for k in final_teacher
-             if not torch.equal(final_teacher[k], uninterrupted['initial']['teacher.' + k])]
+    moved = [
+        k
+        for k in final_teacher
+        if not torch.equal(final_teacher[k], uninterrupted['initial']['teacher.' + k])
+    ]
     assert len(moved) == len(final_teacher)
     student = runner.model.backbone.state_dict()
     assert not torch.equal(final_teacher['backbone.pos_embed'], student['pos_embed'])
@@ -136,5 +140,9 @@ def test_killed_then_resumed_run_matches_uninterrupted(uninterrupted, demo_root,
     got = teacher_state(resumed)
     for k in expected:
         torch.testing.assert_close(got[k], expected[k], rtol=0, atol=1e-6, msg=k)
-    torch.testing.assert_close(resumed.model.cls_loss.center,
-                               uninterrupted['runner'].model.cls_loss.center, rtol=0, atol=1e-6)
+    torch.testing.assert_close(
+        resumed.model.cls_loss.center,
+        uninterrupted['runner'].model.cls_loss.center,
+        rtol=0,
+        atol=1e-6,
+    )

@@ -1,7 +1,7 @@
 """Key mappings: released PerA layout -> ours; PerA -> backbone checkpoints."""
+
 import re
 from collections import OrderedDict
-from pathlib import Path
 
 import pytest
 import torch
@@ -10,13 +10,18 @@ from mmpretrain.models import VisionTransformer
 
 from pera_mm.models import PerAViT
 from pera_mm.utils.checkpoint_convert import (
-    CheckpointConvertError, convert_official_to_pera, extract_backbone,
-    flatten_block_chunks, infer_vit_arch, load_weights_file,
+    CheckpointConvertError,
+    convert_official_to_pera,
+    extract_backbone,
+    flatten_block_chunks,
+    infer_vit_arch,
+    load_weights_file,
     pera_vit_to_mmpretrain,
-    save_weights_file, select_backbone, unwrap_state_dict)
+    save_weights_file,
+    select_backbone,
+    unwrap_state_dict,
+)
 
-PARITY = (Path(__file__).resolve().parents[2].parent / 'shared' / 'data' /
-          'parity' / 'pera_parity_v1.pt')
 ARCH = dict(embed_dims=192, num_layers=4, num_heads=3, feedforward_channels=768)
 
 # Independent statement of the released -> ours rename (parity.md).
@@ -34,15 +39,14 @@ RELEASED_TO_OURS = [
 def expected_key(key):
     for old, new in RELEASED_TO_OURS:
         if key.startswith(old):
-            return new + key[len(old):]
+            return new + key[len(old) :]
     raise AssertionError(f'no rule for {key}')
 
 
 @pytest.fixture(scope='module')
-def released():
-    if not PARITY.is_file():
-        pytest.skip(f'parity record not found at {PARITY}')
-    return torch.load(PARITY, weights_only=True)['weights_init']
+def released(shared_path):
+    """The released-layout initial weights of the recorded parity step."""
+    return torch.load(shared_path('parity/pera_parity_v1.pt'), weights_only=True)['weights_init']
 
 
 def assert_same_tensors(actual, expected):
@@ -54,6 +58,8 @@ def assert_same_tensors(actual, expected):
 
 # ----------------------------------------------------- released -> ours
 
+
+@pytest.mark.needs_shared
 def test_real_released_weights_land_at_expected_keys(released):
     out = convert_official_to_pera(released)
     expected = OrderedDict((expected_key(k), v) for k, v in released.items())
@@ -64,6 +70,7 @@ def test_real_released_weights_land_at_expected_keys(released):
     assert out['teacher.projector.last_layer.weight_g'].shape == (1024, 1)
 
 
+@pytest.mark.needs_shared
 def test_converted_backbones_load_strictly_into_pera_vit(released):
     out = convert_official_to_pera(released)
     for part in ('student', 'teacher'):
@@ -71,20 +78,24 @@ def test_converted_backbones_load_strictly_into_pera_vit(released):
         result = model.load_state_dict(select_backbone(out, part), strict=True)
         assert not result.missing_keys and not result.unexpected_keys
         prefix = f'{part}.backbone.'
-        assert torch.equal(model.blocks[3].mlp.fc2.weight,
-                           released[prefix + 'blocks.3.mlp.fc2.weight'])
+        assert torch.equal(
+            model.blocks[3].mlp.fc2.weight, released[prefix + 'blocks.3.mlp.fc2.weight']
+        )
 
 
-@pytest.mark.parametrize('wrap', [
-    lambda sd: {'model': sd, 'iteration': 7},
-    lambda sd: {'state_dict': {'module.' + k: v for k, v in sd.items()}},
-    lambda sd: {
-        'student': {k[8:]: v for k, v in sd.items() if k.startswith('student.')},
-        'teacher': {'module.' + k[8:]: v for k, v in sd.items()
-                    if k.startswith('teacher.')},
-        **{k: v for k, v in sd.items() if not k.startswith(('student.', 'teacher.'))}
-    },
-])
+@pytest.mark.parametrize(
+    'wrap',
+    [
+        lambda sd: {'model': sd, 'iteration': 7},
+        lambda sd: {'state_dict': {'module.' + k: v for k, v in sd.items()}},
+        lambda sd: {
+            'student': {k[8:]: v for k, v in sd.items() if k.startswith('student.')},
+            'teacher': {'module.' + k[8:]: v for k, v in sd.items() if k.startswith('teacher.')},
+            **{k: v for k, v in sd.items() if not k.startswith(('student.', 'teacher.'))},
+        },
+    ],
+)
+@pytest.mark.needs_shared
 def test_wrappers_and_module_prefixes(released, wrap):
     out = convert_official_to_pera(unwrap_state_dict(wrap(dict(released))))
     expected = {expected_key(k): v for k, v in released.items()}
@@ -105,61 +116,66 @@ def _chunk(state_dict, chunk_size):
     return out
 
 
+@pytest.mark.needs_shared
 def test_chunked_blocks_are_flattened(released):
     chunked = _chunk(released, 2)
     assert 'student.backbone.blocks.1.3.norm1.weight' in chunked
-    assert_same_tensors(convert_official_to_pera(chunked),
-                        convert_official_to_pera(released))
+    assert_same_tensors(convert_official_to_pera(chunked), convert_official_to_pera(released))
 
 
 def test_flatten_block_chunks_without_padding():
     # chunk-local indices (no Identity padding) are numbered in order too
-    sd = {f'blocks.{c}.{i}.norm1.weight': torch.full((1, ), 2. * c + i)
-          for c in range(2) for i in range(2)}
+    sd = {
+        f'blocks.{c}.{i}.norm1.weight': torch.full((1,), 2.0 * c + i)
+        for c in range(2)
+        for i in range(2)
+    }
     out = flatten_block_chunks(sd)
-    assert [out[f'blocks.{n}.norm1.weight'].item() for n in range(4)] == \
-        [0., 1., 2., 3.]
+    assert [out[f'blocks.{n}.norm1.weight'].item() for n in range(4)] == [0.0, 1.0, 2.0, 3.0]
 
 
 def _teacher_export(released):
     return {
-        k[len('teacher.'):].replace('cls_head.', 'dino_head.'): v
-        for k, v in released.items() if k.startswith('teacher.')
+        k[len('teacher.') :].replace('cls_head.', 'dino_head.'): v
+        for k, v in released.items()
+        if k.startswith('teacher.')
     }
 
 
+@pytest.mark.needs_shared
 def test_teacher_only_export(released):
     export = _teacher_export(released)
     out = convert_official_to_pera(unwrap_state_dict({'teacher': export}))
-    assert set(out) == {k for k in map(expected_key, released)
-                        if k.startswith('teacher.')}
-    assert torch.equal(out['teacher.projector.mlp.4.bias'],
-                       released['teacher.cls_head.mlp.4.bias'])
+    assert set(out) == {k for k in map(expected_key, released) if k.startswith('teacher.')}
+    assert torch.equal(out['teacher.projector.mlp.4.bias'], released['teacher.cls_head.mlp.4.bias'])
 
     copied = convert_official_to_pera(export, copy_teacher_to_student=True)
     assert len(copied) == 2 * len(export)
     for key in out:
-        student_key = key[len('teacher.'):]
+        student_key = key[len('teacher.') :]
         assert torch.equal(copied[student_key], copied[key])
 
 
+@pytest.mark.needs_shared
 def test_parametrized_weight_norm_names(released):
     parametrized = 'last_layer.parametrizations.weight.original'
     renamed = {
-        k.replace('last_layer.weight_g', parametrized + '0')
-         .replace('last_layer.weight_v', parametrized + '1'): v
+        k.replace('last_layer.weight_g', parametrized + '0').replace(
+            'last_layer.weight_v', parametrized + '1'
+        ): v
         for k, v in released.items()
     }
-    assert_same_tensors(convert_official_to_pera(renamed),
-                        convert_official_to_pera(released))
+    assert_same_tensors(convert_official_to_pera(renamed), convert_official_to_pera(released))
 
 
+@pytest.mark.needs_shared
 def test_dino_loss_center(released):
     center = torch.randn(1, 1024)
     out = convert_official_to_pera({**released, 'dino_loss.center': center})
     assert torch.equal(out['cls_loss.center'], center)
 
 
+@pytest.mark.needs_shared
 def test_unmapped_keys_are_listed_on_one_line(released):
     bad = dict(released)
     bad['student.backbone.register_tokens'] = torch.zeros(1, 4, 192)
@@ -178,18 +194,19 @@ def test_unmapped_keys_are_listed_on_one_line(released):
 
 def test_long_unmapped_lists_are_truncated():
     bad = {f'junk.{i}': torch.zeros(1) for i in range(20)}
-    with pytest.raises(CheckpointConvertError,
-                       match=r'20 key\(s\): junk.0, .*\(\+12 more\)'):
+    with pytest.raises(CheckpointConvertError, match=r'20 key\(s\): junk.0, .*\(\+12 more\)'):
         convert_official_to_pera(bad)
 
 
 def test_non_tensor_values_are_rejected():
-    with pytest.raises(CheckpointConvertError,
-                       match='x.pth: s_mask_token is a str, expected a tensor'):
+    with pytest.raises(
+        CheckpointConvertError, match='x.pth: s_mask_token is a str, expected a tensor'
+    ):
         unwrap_state_dict({'s_mask_token': 'oops'}, 'x.pth')
 
 
 # ------------------------------------------------------ PerA -> backbone
+
 
 def synthetic_pera_state_dict():
     """Our PerA layout: different student and teacher backbones + heads."""
@@ -203,8 +220,7 @@ def synthetic_pera_state_dict():
     sd = OrderedDict()
     sd.update(('backbone.' + k, v) for k, v in student.state_dict().items())
     for name, out in (('projector', 1024), ('predictor', 768)):
-        for prefix in ([name, 'teacher.' + name] if name == 'projector'
-                       else [name]):
+        for prefix in [name, 'teacher.' + name] if name == 'projector' else [name]:
             sd[f'{prefix}.mlp.0.weight'] = torch.randn(512, 192)
             sd[f'{prefix}.mlp.0.bias'] = torch.randn(512)
             sd[f'{prefix}.mlp.2.weight'] = torch.randn(512, 512)
@@ -221,8 +237,16 @@ def synthetic_pera_state_dict():
 
 def mmpretrain_vit(**kwargs):
     return VisionTransformer(
-        arch=ARCH, img_size=128, patch_size=16, qkv_bias=True, pre_norm=False,
-        final_norm=True, out_type='cls_token', with_cls_token=True, **kwargs)
+        arch=ARCH,
+        img_size=128,
+        patch_size=16,
+        qkv_bias=True,
+        pre_norm=False,
+        final_norm=True,
+        out_type='cls_token',
+        with_cls_token=True,
+        **kwargs,
+    )
 
 
 def test_extract_teacher_backbone_pera_format():
@@ -234,11 +258,17 @@ def test_extract_teacher_backbone_pera_format():
     assert not result.missing_keys and not result.unexpected_keys
     assert torch.equal(model.pos_embed, sd['teacher.backbone.pos_embed'])
     student = extract_backbone(sd, part='student')
-    assert torch.equal(student['blocks.2.attn.qkv.weight'],
-                       sd['backbone.blocks.2.attn.qkv.weight'])
+    assert torch.equal(student['blocks.2.attn.qkv.weight'], sd['backbone.blocks.2.attn.qkv.weight'])
     assert infer_vit_arch(backbone) == dict(
-        embed_dims=192, num_layers=4, feedforward_channels=768, patch_size=16,
-        in_channels=3, num_patches=64, qkv_bias=True, layer_scale=False)
+        embed_dims=192,
+        num_layers=4,
+        feedforward_channels=768,
+        patch_size=16,
+        in_channels=3,
+        num_patches=64,
+        qkv_bias=True,
+        layer_scale=False,
+    )
 
 
 def test_mmpretrain_vit_gives_the_same_cls_feature():
@@ -246,8 +276,7 @@ def test_mmpretrain_vit_gives_the_same_cls_feature():
     ours = PerAViT(arch=ARCH, img_size=128, out_type='cls_token')
     ours.load_state_dict(extract_backbone(sd), strict=True)
     theirs = mmpretrain_vit()
-    result = theirs.load_state_dict(extract_backbone(sd, fmt='mmpretrain'),
-                                    strict=True)
+    result = theirs.load_state_dict(extract_backbone(sd, fmt='mmpretrain'), strict=True)
     assert not result.missing_keys and not result.unexpected_keys
     ours.eval(), theirs.eval()
     x = torch.randn(2, 3, 128, 128)
@@ -272,14 +301,12 @@ def test_layer_scale_maps_to_mmpretrain_gammas():
 def test_prefix_fits_mmengine_pretrained_init(tmp_path, fmt):
     sd = synthetic_pera_state_dict()
     path = str(tmp_path / 'backbone.pth')
-    save_weights_file(extract_backbone(sd, fmt=fmt, prefix='backbone'), path,
-                      dict(format=fmt))
+    save_weights_file(extract_backbone(sd, fmt=fmt, prefix='backbone'), path, dict(format=fmt))
     # what init_cfg=dict(type='Pretrained', prefix='backbone.') reads
     loaded = _load_checkpoint_with_prefix('backbone.', path)
     assert set(loaded) == set(extract_backbone(sd, fmt=fmt))
 
-    model = (PerAViT(arch=ARCH, img_size=128) if fmt == 'pera' else
-             mmpretrain_vit())
+    model = PerAViT(arch=ARCH, img_size=128) if fmt == 'pera' else mmpretrain_vit()
     model.init_cfg = dict(type='Pretrained', checkpoint=path, prefix='backbone.')
     model.init_weights()
     expected = extract_backbone(sd, fmt=fmt)
@@ -294,16 +321,18 @@ def test_missing_teacher_is_a_one_line_error():
         extract_backbone(student_only, source='work_dirs/x/iter_10.pth')
     assert str(err.value) == (
         "work_dirs/x/iter_10.pth has no 'teacher.backbone.*' weights "
-        '(is it a PerA training checkpoint?)')
+        '(is it a PerA training checkpoint?)'
+    )
 
 
 def test_bad_format_and_foreign_keys():
     sd = synthetic_pera_state_dict()
-    with pytest.raises(CheckpointConvertError, match="format must be one of"):
+    with pytest.raises(CheckpointConvertError, match='format must be one of'):
         extract_backbone(sd, fmt='timm')
     sd['teacher.backbone.register_tokens'] = torch.zeros(1, 4, 192)
-    with pytest.raises(CheckpointConvertError,
-                       match='teacher.backbone.register_tokens are not PerAViT'):
+    with pytest.raises(
+        CheckpointConvertError, match='teacher.backbone.register_tokens are not PerAViT'
+    ):
         extract_backbone(sd)
 
 
@@ -320,18 +349,19 @@ def test_load_weights_file_errors(tmp_path):
         load_weights_file(str(path))
     msg = str(err.value)
     assert '\n' not in msg
-    assert msg.startswith(f'{path}: cannot be read as a weights-only torch '
-                          'checkpoint (UnpicklingError: WeightsUnpickler error: '
-                          'Unsupported global')
+    assert msg.startswith(
+        f'{path}: cannot be read as a weights-only torch '
+        'checkpoint (UnpicklingError: WeightsUnpickler error: '
+        'Unsupported global'
+    )
     torch.save([torch.ones(1)], path)
-    with pytest.raises(CheckpointConvertError,
-                       match='expected a dict checkpoint, got list'):
+    with pytest.raises(CheckpointConvertError, match='expected a dict checkpoint, got list'):
         load_weights_file(str(path))
 
 
 def test_unknown_vit_key_has_no_mmpretrain_equivalent():
-    with pytest.raises(CheckpointConvertError,
-                       match='b.pth: blocks.0.attn.q_norm.weight has no '
-                       'MMPretrain VisionTransformer equivalent'):
-        pera_vit_to_mmpretrain({'blocks.0.attn.q_norm.weight': torch.ones(1)},
-                               'b.pth')
+    with pytest.raises(
+        CheckpointConvertError,
+        match='b.pth: blocks.0.attn.q_norm.weight has no MMPretrain VisionTransformer equivalent',
+    ):
+        pera_vit_to_mmpretrain({'blocks.0.attn.q_norm.weight': torch.ones(1)}, 'b.pth')

@@ -1,14 +1,11 @@
-import importlib.util
-from pathlib import Path
+"""The synthetic scene generator behind the CPU demo data (pera_mm/utils/scene_generator.py)."""
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from pera_mm.utils.scene_generator import SCENE_TYPES, generate_demo_dataset
 from pera_mm.datasets.unlabeled_image_dataset import UnlabeledImageDataset
-
-REPO = Path(__file__).resolve().parents[2]
+from pera_mm.utils.scene_generator import SCENE_TYPES, generate_demo_dataset
 
 
 def read_all(paths):
@@ -20,7 +17,8 @@ def test_deterministic_count_and_size(tmp_path):
     b = generate_demo_dataset(tmp_path / 'b', num_images=10, size=64, seed=3)
     assert len(a) == 10
     assert sorted(p.relative_to(tmp_path / 'a') for p in a) == sorted(
-        p.relative_to(tmp_path / 'b') for p in b)
+        p.relative_to(tmp_path / 'b') for p in b
+    )
     assert read_all(a) == read_all(b)  # identical bytes
     for p in a:
         with Image.open(p) as img:
@@ -41,8 +39,7 @@ def test_idempotent(tmp_path):
     paths = generate_demo_dataset(tmp_path, num_images=5, size=48)
     stamps = [p.stat().st_mtime_ns for p in paths]
     messages = []
-    again = generate_demo_dataset(tmp_path, num_images=5, size=48,
-                                  log=messages.append)
+    again = generate_demo_dataset(tmp_path, num_images=5, size=48, log=messages.append)
     assert again == paths
     assert [p.stat().st_mtime_ns for p in paths] == stamps
     assert 'already holds 5' in messages[0]
@@ -71,8 +68,7 @@ def test_scenes_differ_semantically(tmp_path):
     edges = {}
     for p in paths:
         grey = np.asarray(Image.open(p).convert('L'), dtype=np.float64)
-        edges.setdefault(p.parent.name, []).append(
-            np.abs(np.diff(grey, axis=1)).mean())
+        edges.setdefault(p.parent.name, []).append(np.abs(np.diff(grey, axis=1)).mean())
     e = {k: np.mean(v) for k, v in edges.items()}
     assert max(e, key=e.get) in ('residential', 'forest')
     assert e['residential'] > e['bare_land'] and e['forest'] > e['water']
@@ -80,30 +76,17 @@ def test_scenes_differ_semantically(tmp_path):
 
 def test_loadable_as_dataset(tmp_path):
     generate_demo_dataset(tmp_path, num_images=7, size=64)
-    ds = UnlabeledImageDataset(data_root=str(tmp_path),
-                               pipeline=[dict(type='LoadRGBImageFromFile')])
+    ds = UnlabeledImageDataset(
+        data_root=str(tmp_path), pipeline=[dict(type='LoadRGBImageFromFile')]
+    )
     assert len(ds) == 7  # demo_meta.json is not an image
     assert ds[0]['img'].shape == (64, 64, 3)
 
 
-@pytest.mark.parametrize('kwargs, field', [(dict(num_images=0), 'num_images'),
-                                           (dict(size=8), 'size'),
-                                           (dict(seed=-1), 'seed')])
+@pytest.mark.parametrize(
+    'kwargs, field',
+    [(dict(num_images=0), 'num_images'), (dict(size=8), 'size'), (dict(seed=-1), 'seed')],
+)
 def test_bad_arguments(tmp_path, kwargs, field):
     with pytest.raises(ValueError, match=field):
         generate_demo_dataset(tmp_path, **kwargs)
-
-
-def test_cli(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location(
-        'make_demo_data', REPO / 'tools' / 'misc' / 'make_demo_data.py')
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
-    assert cli.parse_args([]).out_dir == 'data/pera_demo'
-    out = tmp_path / 'demo'
-    cli.main([str(out), '--num', '6', '--size', '40', '--seed', '2'])
-    files = sorted(out.rglob('*.jpg'))
-    assert len(files) == 6
-    assert Image.open(files[0]).size == (40, 40)
-    cli.main([str(out), '--num', '6', '--size', '40', '--seed', '2'])
-    assert 'already holds 6' in capsys.readouterr().out

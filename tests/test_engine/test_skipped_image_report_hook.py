@@ -8,13 +8,15 @@ import torch
 from mmengine.dataset import ConcatDataset, RepeatDataset
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
+from mmpretrain.registry import HOOKS
 from PIL import Image
 from torch.utils.data import ConcatDataset as TorchConcatDataset
 
 from pera_mm.datasets.unlabeled_image_dataset import UnlabeledImageDataset
 from pera_mm.engine.hooks.skipped_image_report_hook import (
-    SkippedImageReportHook, find_skip_counting_datasets)
-from mmpretrain.registry import HOOKS
+    SkippedImageReportHook,
+    find_skip_counting_datasets,
+)
 
 LOAD = [dict(type='LoadRGBImageFromFile')]
 
@@ -28,15 +30,15 @@ def bad_tree(tmp_path):
         arr = np.random.RandomState(i).randint(0, 256, (24, 20, 3), np.uint8)
         Image.fromarray(arr).save(root / f'ok_{i}.png')
     buf = io.BytesIO()
-    Image.fromarray(np.random.RandomState(9).randint(
-        0, 256, (64, 64, 3), np.uint8)).save(buf, 'JPEG')
+    Image.fromarray(np.random.RandomState(9).randint(0, 256, (64, 64, 3), np.uint8)).save(
+        buf, 'JPEG'
+    )
     (root / 'bad_1.jpg').write_bytes(buf.getvalue()[:1500])
     (root / 'bad_2.png').write_bytes(b'garbage')
     return root
 
 
 class FakeRunner:
-
     def __init__(self, dataset):
         self.train_dataloader = SimpleNamespace(dataset=dataset)
         self.messages = []
@@ -46,8 +48,7 @@ class FakeRunner:
 def test_finds_datasets_inside_wrappers(bad_tree):
     a = UnlabeledImageDataset(data_root=str(bad_tree))
     b = UnlabeledImageDataset(data_root=str(bad_tree))
-    wrapped = TorchConcatDataset(
-        [RepeatDataset(a, times=2), ConcatDataset([b, a])])
+    wrapped = TorchConcatDataset([RepeatDataset(a, times=2), ConcatDataset([b, a])])
     assert find_skip_counting_datasets(wrapped) == [a, b]
     assert find_skip_counting_datasets(a) == [a]
     assert find_skip_counting_datasets(SimpleNamespace()) == []
@@ -59,21 +60,18 @@ def test_report_hook(bad_tree):
     # Index 0 and 1 are the bad files; prepare_data skips without refetch.
     assert a.prepare_data(0) is None and a.prepare_data(1) is None
     assert b.prepare_data(0) is None
-    wrapped = TorchConcatDataset(
-        [RepeatDataset(a, times=2), ConcatDataset([b])])
+    wrapped = TorchConcatDataset([RepeatDataset(a, times=2), ConcatDataset([b])])
     hook = HOOKS.build(dict(type='SkippedImageReportHook'))
     assert isinstance(hook, SkippedImageReportHook)
     runner = FakeRunner(wrapped)
     hook.after_train_epoch(runner)
-    assert runner.messages == [
-        'skipped 3 unreadable images this epoch (3 in total)'
-    ]
+    assert runner.messages == ['skipped 3 unreadable images this epoch (3 in total)']
     assert b.prepare_data(1) is None
     hook.after_train_epoch(runner)
     hook.after_train_epoch(runner)
     assert runner.messages[1:] == [
         'skipped 1 unreadable images this epoch (4 in total)',
-        'skipped 0 unreadable images this epoch (4 in total)'
+        'skipped 0 unreadable images this epoch (4 in total)',
     ]
     # Datasets that do not count skips: nothing is logged.
     runner = FakeRunner(SimpleNamespace())
@@ -105,17 +103,18 @@ def test_report_hook_in_a_training_run(bad_tree, tmp_path):
             dataset=dict(
                 type='UnlabeledImageDataset',
                 data_root=str(bad_tree),
-                pipeline=LOAD + [dict(type='PackInputs')])),
+                pipeline=LOAD + [dict(type='PackInputs')],
+            ),
+        ),
         train_cfg=dict(by_epoch=True, max_epochs=2),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
         custom_hooks=[dict(type='SkippedImageReportHook')],
         default_hooks=dict(checkpoint=None),
-        default_scope='mmpretrain')
+        default_scope='mmpretrain',
+    )
     runner.train()
     log = ''.join(p.read_text() for p in (tmp_path / 'work').rglob('*.log'))
-    reports = re.findall(
-        r'skipped (\d+) unreadable images this epoch \((\d+) in total\)',
-        log)
+    reports = re.findall(r'skipped (\d+) unreadable images this epoch \((\d+) in total\)', log)
     assert len(reports) == 2
     (n1, t1), (n2, t2) = [(int(n), int(t)) for n, t in reports]
     # Both bad files are met every epoch (refetches may hit them again).

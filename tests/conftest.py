@@ -139,3 +139,21 @@ def load_script():
         return module
 
     return load
+
+
+@pytest.fixture(autouse=True)
+def _restore_default_scope():
+    """Each test leaves MMEngine's current default scope as it found it.
+
+    A Runner built in one test makes its scope (often ``mmengine``) current for
+    the rest of the process; registry builds in later tests would then look in
+    the wrong registry.
+    """
+    from mmengine.registry import DefaultScope
+
+    before = list(DefaultScope._instance_dict)
+    yield
+    for name in [n for n in DefaultScope._instance_dict if n not in before]:
+        DefaultScope._instance_dict.pop(name)
+    for name in before:  # the order (the last one is current) as it was
+        DefaultScope._instance_dict.move_to_end(name)

@@ -6,7 +6,6 @@ import io
 import os
 import random
 import socket
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -21,10 +20,10 @@ from torch import nn
 
 from pera_mm.engine.hooks import CenterUpdateHook, TeacherEMAHook
 from pera_mm.engine.optimizers import AutoAmpOptimWrapper
-from pera_mm.testing import build_small_model, synthetic_batch
+from pera_mm.testing import REPO_ROOT, build_small_model, synthetic_batch
 from pera_mm.utils.errors import PeraConfigError, PeraTrainingStopped
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 DEMO = REPO / 'configs/pera/pera_vit-tiny-p16_1xb32-20e_demo-96px.py'
 NAN = float('nan')
 

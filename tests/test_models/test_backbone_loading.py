@@ -2,20 +2,19 @@
 """Pretrained loading of ``PerAViT`` / ``PerAViTAdapter`` from every PerA layout."""
 
 from collections import OrderedDict
-from pathlib import Path
 
 import pytest
 import torch
 
 from pera_mm.models.backbones.pera_vit import PerAViT
 from pera_mm.models.backbones.pera_vit_adapter import PerAViTAdapter
+from pera_mm.testing import REPO_ROOT
 from pera_mm.testing.config_shrink import TINY_ARCH, build_small_model
 from pera_mm.utils.backbone_checkpoint import is_vit_key, load_vit_checkpoint
 from pera_mm.utils.checkpoint_convert import extract_backbone, save_weights_file
 from pera_mm.utils.errors import PeraDataError, PeraFileNotFoundError
 
-CONFIG = (Path(__file__).resolve().parents[2]
-          / 'configs/pera/pera_vit-base-p16_8xb24-200e_rsrsd-448px.py')
+CONFIG = REPO_ROOT / 'configs/pera/pera_vit-base-p16_8xb24-200e_rsrsd-448px.py'
 
 
 @pytest.fixture(scope='module')
@@ -31,15 +30,21 @@ def pera_state():
 
 def _teacher(state):
     p = 'teacher.backbone.'
-    return OrderedDict((k[len(p):], v) for k, v in state.items() if k.startswith(p))
+    return OrderedDict((k[len(p) :], v) for k, v in state.items() if k.startswith(p))
 
 
 def _adapter(path=None, **kwargs):
     init_cfg = dict(type='Pretrained', checkpoint=str(path)) if path else None
     ls = 'blocks.0.ls1.gamma' in kwargs.pop('teacher', {})
-    return PerAViTAdapter(arch=TINY_ARCH, pretrain_size=64, conv_inplane=8, deform_num_heads=4,
-                          layer_scale_init_value=1e-5 if ls else 0.0, init_cfg=init_cfg,
-                          **kwargs)
+    return PerAViTAdapter(
+        arch=TINY_ARCH,
+        pretrain_size=64,
+        conv_inplane=8,
+        deform_num_heads=4,
+        layer_scale_init_value=1e-5 if ls else 0.0,
+        init_cfg=init_cfg,
+        **kwargs,
+    )
 
 
 def _assert_vit_equal(model, teacher):
@@ -71,21 +76,26 @@ def test_student_part_and_pera_vit(tmp_path, pera_state):
     path = tmp_path / 'full.pth'
     torch.save({'state_dict': pera_state}, path)
     teacher = _teacher(pera_state)
-    vit = PerAViT(arch=TINY_ARCH, img_size=64,
-                  layer_scale_init_value=1e-5 if 'blocks.0.ls1.gamma' in teacher else 0.0,
-                  init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    vit = PerAViT(
+        arch=TINY_ARCH,
+        img_size=64,
+        layer_scale_init_value=1e-5 if 'blocks.0.ls1.gamma' in teacher else 0.0,
+        init_cfg=dict(type='Pretrained', checkpoint=str(path)),
+    )
     vit.init_weights()
     assert set(vit.state_dict()) == set(teacher)
     _assert_vit_equal(vit, teacher)
     report = load_vit_checkpoint(vit, str(path), part='student')
     assert report['missing'] == [] and report['unexpected'] == []
-    student = OrderedDict((k[len('backbone.'):], v) for k, v in pera_state.items()
-                          if k.startswith('backbone.'))
+    student = OrderedDict(
+        (k[len('backbone.') :], v) for k, v in pera_state.items() if k.startswith('backbone.')
+    )
     _assert_vit_equal(vit, student)
 
 
-@pytest.mark.parametrize('fmt,prefix', [('pera', None), ('pera', 'backbone.'),
-                                        ('mmpretrain', None)])
+@pytest.mark.parametrize(
+    'fmt,prefix', [('pera', None), ('pera', 'backbone.'), ('mmpretrain', None)]
+)
 def test_adapter_from_extract_backbone_output(tmp_path, pera_state, fmt, prefix):
     path = tmp_path / 'backbone.pth'
     save_weights_file(extract_backbone(pera_state, fmt=fmt, prefix=prefix), str(path), {})
@@ -103,7 +113,7 @@ def test_adapter_from_released_layout(tmp_path, pera_state):
         if key.startswith('backbone.'):
             released['student.' + key] = value
         elif key.startswith('teacher.backbone.'):
-            sub = key[len('teacher.backbone.'):]
+            sub = key[len('teacher.backbone.') :]
             if sub.startswith('blocks.'):
                 i, rest = sub.split('.', 2)[1:]
                 sub = f'blocks.0.{i}.{rest}'  # one DINOv2 BlockChunk
@@ -137,8 +147,9 @@ def test_bad_files_one_line_errors(tmp_path, pera_state):
         load_vit_checkpoint(model, str(tmp_path / 'missing.pth'))
 
     # a ViT checkpoint with blocks missing: named, one line
-    partial = OrderedDict((k, v) for k, v in _teacher(pera_state).items()
-                          if not k.startswith('blocks.3.'))
+    partial = OrderedDict(
+        (k, v) for k, v in _teacher(pera_state).items() if not k.startswith('blocks.3.')
+    )
     part_path = tmp_path / 'partial.pth'
     save_weights_file(partial, str(part_path), {})
     with pytest.raises(PeraDataError, match=r'partial.pth: \d+ ViT key\(s\) .* missing'):

@@ -1,7 +1,6 @@
 """The chunked prototype-layer loss equals the plain path (values and gradients)."""
 
 import copy
-from pathlib import Path
 
 import pytest
 import torch
@@ -9,9 +8,9 @@ import torch.nn.functional as F
 
 from pera_mm.models.losses import DINOClsLoss
 from pera_mm.models.losses.chunked_prototype_ce import ChunkedPrototypeCrossEntropy
-from pera_mm.testing import build_small_model, synthetic_batch
+from pera_mm.testing import REPO_ROOT, build_small_model, synthetic_batch
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 
 
 def test_chunked_rows_and_gradients_match_plain():

@@ -1,13 +1,11 @@
-from pathlib import Path
-
 import pytest
 import torch
 from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
-from pera_mm.testing import build_small_model, synthetic_batch
+from pera_mm.testing import REPO_ROOT, build_small_model, synthetic_batch
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 PERA_CONFIGS = sorted((REPO / 'configs/pera').rglob('*.py'))
 BASE = REPO / 'configs/pera/pera_vit-base-p16_8xb24-200e_rsrsd-448px.py'
 

@@ -4,10 +4,10 @@
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from pera_mm.testing import REPO_ROOT
 from pera_mm.utils.cli import PeraCliErrors
 from pera_mm.utils.errors import (
     PeraConfigError,
@@ -16,7 +16,7 @@ from pera_mm.utils.errors import (
     PeraTrainingStopped,
 )
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 TOOLS = REPO / 'tools'
 DEMO = REPO / 'configs/pera/pera_vit-tiny-p16_1xb32-20e_demo-96px.py'
 CODES = PeraCliErrors.EXIT_CODES

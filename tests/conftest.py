@@ -156,4 +156,5 @@ def _restore_default_scope():
     for name in [n for n in DefaultScope._instance_dict if n not in before]:
         DefaultScope._instance_dict.pop(name)
     for name in before:  # the order (the last one is current) as it was
-        DefaultScope._instance_dict.move_to_end(name)
+        if name in DefaultScope._instance_dict:
+            DefaultScope._instance_dict.move_to_end(name)

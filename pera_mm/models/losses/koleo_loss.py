@@ -11,6 +11,10 @@ class KoLeoLoss(nn.Module):
     ``d_nn`` is each sample's Euclidean distance to its nearest other sample in
     the batch after L2 normalisation. Always computed in fp32 (autocast off):
     nearest-neighbour distances of normalised features underflow in bf16.
+
+    Args:
+        loss_weight (float): factor on the loss. Defaults to 0.1.
+        eps (float): added to the distances before the log. Defaults to 1e-8.
     """
 
     def __init__(self, loss_weight=0.1, eps=1e-8):

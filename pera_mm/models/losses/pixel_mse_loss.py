@@ -10,6 +10,11 @@ class PixelMSELoss(nn.Module):
     patch's p*p*C values and averages over predicted patches; ``'mean'``
     averages over every value. ``norm_pix`` normalises each target patch by its
     own mean/std first (MAE-style).
+
+    Args:
+        loss_weight (float): factor on the loss. Defaults to 0.01.
+        reduction (str): 'patch_sum' or 'mean'. Defaults to 'patch_sum'.
+        norm_pix (bool): normalise each target patch. Defaults to False.
     """
 
     def __init__(self, loss_weight=0.01, reduction='patch_sum', norm_pix=False):

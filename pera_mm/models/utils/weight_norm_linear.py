@@ -9,6 +9,10 @@ class WeightNormLinear(nn.Module):
     Holds ``weight_v`` (out, in) and ``weight_g`` (out, 1) as plain parameters, the
     same names and shapes as ``torch.nn.utils.weight_norm`` uses, so checkpoints of
     DINO-style heads load without renaming. ``g`` starts at 1.
+
+    Args:
+        in_features (int): input width.
+        out_features (int): output width (rows of the weight).
     """
 
     def __init__(self, in_features, out_features):

@@ -1,6 +1,8 @@
 import torch
 import torch.nn.functional as F
 
+from ..models.utils.feature_stats import mean_pairwise_cosine as pair_cosine
+
 
 def knn_leave_one_out(features, labels, k=5):
     """Leave-one-out k-nearest-neighbour accuracy under cosine similarity.
@@ -25,9 +27,6 @@ def knn_leave_one_out(features, labels, k=5):
     return (votes.argmax(1) == labels).float().mean().item()
 
 
-def mean_pairwise_cosine(features):
+def mean_pairwise_cosine(features) -> float:
     """Mean cosine similarity over distinct pairs; near 1 means collapsed features."""
-    f = F.normalize(features.float(), dim=-1)
-    n = f.shape[0]
-    sim = f @ f.t()
-    return ((sim.sum() - sim.diagonal().sum()) / (n * (n - 1))).item()
+    return pair_cosine(features).item()

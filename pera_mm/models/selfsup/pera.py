@@ -6,12 +6,12 @@ from typing import Dict, List, Optional
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmpretrain.models.selfsup import BaseSelfSupervisor
 from mmpretrain.registry import MODELS
 
 from ...structures import MASK_L, MASK_S, MASK_T, flag_indices, gather_tokens, patchify
 from ...utils.errors import PeraConfigError, PeraDataError
+from ..utils.feature_stats import mean_pairwise_cosine
 
 
 def derive_dims(cfg: Optional[dict], name: str, **derived) -> Optional[dict]:
@@ -305,10 +305,7 @@ class PerA(BaseSelfSupervisor):
     @torch.no_grad()
     def _collapse_stats(self, t_cls, target_entropy, target_batch_entropy):
         """Per-iteration collapse indicators on the teacher (logged, not optimised)."""
-        f = F.normalize(t_cls.float(), dim=-1)
-        n = f.shape[0]
-        sim = f @ f.t()
-        cos = (sim.sum() - sim.diagonal().sum()) / max(n * (n - 1), 1)
+        cos = mean_pairwise_cosine(t_cls)
         centered = t_cls.float() - t_cls.float().mean(0, keepdim=True)
         # svdvals raises on NaN/inf, but a non-finite step must reach the optimizer
         # wrapper (which skips it): such features give erank = NaN, without a sync.

@@ -3,6 +3,8 @@
 
 import torch
 
+from ..utils.errors import PeraConfigError
+
 
 def gather_tokens(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """Pick tokens ``x[n, idx[n, k]]``: (N, L, C) x (N, K) -> (N, K, C)."""
@@ -14,7 +16,7 @@ def patchify(imgs: torch.Tensor, patch_size: int) -> torch.Tensor:
     N, C, H, W = imgs.shape
     p = patch_size
     if H % p or W % p:
-        raise ValueError(f'patchify: image size {(H, W)} is not divisible by patch_size {p}')
+        raise PeraConfigError(f'patchify: image size {(H, W)} is not divisible by patch_size {p}')
     x = imgs.reshape(N, C, H // p, p, W // p, p).permute(0, 2, 4, 3, 5, 1)
     return x.reshape(N, (H // p) * (W // p), p * p * C)
 

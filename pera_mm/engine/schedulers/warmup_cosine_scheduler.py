@@ -3,6 +3,8 @@ import math
 from mmengine.optim.scheduler.param_scheduler import INF, _ParamScheduler
 from mmpretrain.registry import PARAM_SCHEDULERS
 
+from ...utils.errors import PeraConfigError
+
 
 @PARAM_SCHEDULERS.register_module()
 class WarmupCosineParamScheduler(_ParamScheduler):
@@ -45,9 +47,9 @@ class WarmupCosineParamScheduler(_ParamScheduler):
         verbose=False,
     ):
         if end == INF:
-            raise ValueError('WarmupCosineParamScheduler: end must be set (the cosine length)')
+            raise PeraConfigError('WarmupCosineParamScheduler: end must be set (the cosine length)')
         if not 0 <= warmup < end - begin:
-            raise ValueError(
+            raise PeraConfigError(
                 f'WarmupCosineParamScheduler: warmup must be in [0, {end - begin}), got {warmup}'
             )
         self.final_value, self.warmup, self.start_factor = final_value, warmup, start_factor
@@ -80,7 +82,7 @@ class WarmupCosineParamScheduler(_ParamScheduler):
             WarmupCosineParamScheduler: the same schedule counted in iterations.
         """
         if not by_epoch or not epoch_length:
-            raise ValueError(
+            raise PeraConfigError(
                 'WarmupCosineParamScheduler: converting to iterations needs '
                 'by_epoch=True and the epoch length'
             )

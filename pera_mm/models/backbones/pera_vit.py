@@ -166,18 +166,20 @@ class PerAViT(BaseModule):
         self.num_layers = self.arch_settings['num_layers']
         img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
         if img_size[0] % patch_size or img_size[1] % patch_size:
-            raise ValueError(
+            raise PeraConfigError(
                 f'PerAViT: img_size {img_size} is not divisible by patch_size {patch_size}'
             )
         if out_type not in self.OUT_TYPES:
-            raise ValueError(f'PerAViT: out_type must be one of {self.OUT_TYPES}, got {out_type!r}')
+            raise PeraConfigError(
+                f'PerAViT: out_type must be one of {self.OUT_TYPES}, got {out_type!r}'
+            )
         self.img_size, self.patch_size, self.in_channels = img_size, patch_size, in_channels
         self.grid_size = (img_size[0] // patch_size, img_size[1] // patch_size)
         self.mask_token_layer = (
             self.num_layers // 2 if mask_token_layer is None else mask_token_layer
         )
         if not 0 <= self.mask_token_layer < self.num_layers:
-            raise ValueError(
+            raise PeraConfigError(
                 f'PerAViT: mask_token_layer must be in [0, {self.num_layers}), '
                 f'got {self.mask_token_layer}'
             )
@@ -216,7 +218,7 @@ class PerAViT(BaseModule):
         if compile_cfg is True:
             compile_cfg = {}
         if not isinstance(compile_cfg, dict):
-            raise ValueError(
+            raise PeraConfigError(
                 f'PerAViT: compile must be a bool or a dict of torch.compile '
                 f'arguments, got {compile_cfg!r}'
             )
@@ -225,14 +227,14 @@ class PerAViT(BaseModule):
     def _parse_arch(self, arch):
         if isinstance(arch, str):
             if arch not in self.arch_zoo:
-                raise ValueError(
+                raise PeraConfigError(
                     f'PerAViT: unknown arch {arch!r}; expected one of '
                     f'{sorted(self.arch_zoo)} or a dict'
                 )
             return dict(self.arch_zoo[arch])
         needed = {'embed_dims', 'num_layers', 'num_heads', 'feedforward_channels'}
         if not isinstance(arch, dict) or not needed <= set(arch):
-            raise ValueError(
+            raise PeraConfigError(
                 f'PerAViT: a custom arch must be a dict with keys {sorted(needed)}, got {arch!r}'
             )
         return dict(arch)
@@ -270,7 +272,7 @@ class PerAViT(BaseModule):
             position embeddings (1, L, C) that were added to them.
         """
         if x.shape[-2] % self.patch_size or x.shape[-1] % self.patch_size:
-            raise ValueError(
+            raise PeraConfigError(
                 f'PerAViT: input size {tuple(x.shape[-2:])} is not divisible by '
                 f'patch_size {self.patch_size}'
             )
@@ -358,7 +360,7 @@ class PerAViT(BaseModule):
         if path == 'dense':
             return self.forward_dense(x)
         if path not in ('sparse', 'student', 'masked_dense'):
-            raise ValueError(
+            raise PeraConfigError(
                 f"PerAViT: path must be 'dense', 'sparse', 'student' or "
                 f"'masked_dense', got {path!r}"
             )

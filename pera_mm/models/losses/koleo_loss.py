@@ -3,6 +3,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 
+from ...utils.errors import PeraConfigError
+
 
 @MODELS.register_module()
 class KoLeoLoss(nn.Module):
@@ -23,7 +25,7 @@ class KoLeoLoss(nn.Module):
 
     def forward(self, x):
         if x.shape[0] < 2:
-            raise ValueError(f'KoLeoLoss needs at least 2 samples per batch, got {x.shape[0]}')
+            raise PeraConfigError(f'KoLeoLoss needs at least 2 samples per batch, got {x.shape[0]}')
         with torch.autocast(device_type=x.device.type, enabled=False):
             x = F.normalize(x.float(), dim=-1, eps=self.eps)
             with torch.no_grad():

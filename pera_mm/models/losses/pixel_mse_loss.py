@@ -1,6 +1,8 @@
 import torch.nn as nn
 from mmpretrain.registry import MODELS
 
+from ...utils.errors import PeraConfigError
+
 
 @MODELS.register_module()
 class PixelMSELoss(nn.Module):
@@ -20,7 +22,7 @@ class PixelMSELoss(nn.Module):
     def __init__(self, loss_weight=0.01, reduction='patch_sum', norm_pix=False):
         super().__init__()
         if reduction not in ('patch_sum', 'mean'):
-            raise ValueError(
+            raise PeraConfigError(
                 f"PixelMSELoss: reduction must be 'patch_sum' or 'mean', got {reduction!r}"
             )
         self.loss_weight, self.reduction, self.norm_pix = loss_weight, reduction, norm_pix

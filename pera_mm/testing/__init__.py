@@ -15,6 +15,7 @@ from .paths import (
     shared_data_required,
     shared_data_root,
 )
+from .pera_checkpoint import PERA_CONFIG, make_pera_checkpoint
 
 __all__ = [
     'TINY_ARCH',
@@ -22,6 +23,8 @@ __all__ = [
     'shrink_model_config',
     'shrink_pipeline',
     'synthetic_batch',
+    'PERA_CONFIG',
+    'make_pera_checkpoint',
     'REPO_ROOT',
     'SHARED_DATA_ENV',
     'REQUIRE_SHARED_ENV',

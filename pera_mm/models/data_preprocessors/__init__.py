@@ -1,0 +1,3 @@
+from .bitemporal_data_preprocessor import BitemporalDataPreProcessor
+
+__all__ = ['BitemporalDataPreProcessor']

@@ -1,0 +1,3 @@
+from .siamese_encoder_decoder import SiameseEncoderDecoder
+
+__all__ = ['SiameseEncoderDecoder']

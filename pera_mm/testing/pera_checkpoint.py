@@ -7,6 +7,7 @@ and ``teacher.*`` keys, ``meta``), and teacher and student must differ so that
 loading the wrong one is caught.
 """
 
+import logging
 from collections import OrderedDict
 from pathlib import Path
 from typing import Tuple, Union
@@ -34,8 +35,16 @@ def make_pera_checkpoint(
         i.e. what a downstream backbone must hold after loading.
     """
     import torch
+    from mmengine.logging import MMLogger
 
-    model, _ = build_small_model(PERA_CONFIG, seed=seed)
+    # init_weights logs one INFO entry per tensor; a test only needs the file
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        model, _ = build_small_model(PERA_CONFIG, seed=seed)
+    finally:
+        logger.setLevel(level)
     state = OrderedDict((k, v.detach().clone()) for k, v in model.state_dict().items())
     prefix = 'teacher.backbone.'
     teacher = OrderedDict()

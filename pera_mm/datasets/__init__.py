@@ -1,3 +1,10 @@
+from .scene_classification_dataset import SceneClassificationDataset
+from .scene_split import (
+    SCENE_IMG_EXTENSIONS,
+    find_class_images,
+    split_scene_dataset,
+    stratified_split,
+)
 from .transforms import (
     DisjointMaskGenerator,
     LoadRGBImageFromFile,
@@ -18,4 +25,19 @@ __all__ = [
     'PerAMultiCropViews',
     'DisjointMaskGenerator',
     'disjoint_counts',
+    'SceneClassificationDataset',
+    'SCENE_IMG_EXTENSIONS',
+    'find_class_images',
+    'split_scene_dataset',
+    'stratified_split',
 ]
+from .transforms import CheckSegLabel  # noqa: E402
+
+__all__ += ['CheckSegLabel']
+from .change_detection_dataset import (  # noqa: E402
+    ChangeDetectionDataset,
+    DSIFNCDDataset,
+    LEVIRCDDataset,
+)
+
+__all__ += ['ChangeDetectionDataset', 'LEVIRCDDataset', 'DSIFNCDDataset']

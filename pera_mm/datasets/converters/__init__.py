@@ -1,0 +1,32 @@
+# Copyright (c) pera-mm contributors. All rights reserved.
+"""Dataset preparation: official archives -> MMSeg folder layouts (tools/dataset_converters)."""
+
+from .archive_source import ArchiveSource, decode_image, image_size
+from .isprs_conversion import (
+    DEFAULT_LABEL_VARIANT,
+    POTSDAM,
+    VAIHINGEN,
+    IsprsTileSet,
+    convert_isprs,
+)
+from .isprs_palette import ISPRS_PALETTE, isprs_colour_to_index, isprs_index_to_colour
+from .loveda_conversion import LOVEDA_ARCHIVES, convert_loveda
+from .sliding_window import sliding_window_boxes, sliding_window_starts
+
+__all__ = [
+    'ArchiveSource',
+    'decode_image',
+    'image_size',
+    'IsprsTileSet',
+    'POTSDAM',
+    'VAIHINGEN',
+    'DEFAULT_LABEL_VARIANT',
+    'convert_isprs',
+    'ISPRS_PALETTE',
+    'isprs_colour_to_index',
+    'isprs_index_to_colour',
+    'LOVEDA_ARCHIVES',
+    'convert_loveda',
+    'sliding_window_starts',
+    'sliding_window_boxes',
+]

@@ -148,19 +148,23 @@ def build_small_model(config, prototypes: int = 256, seed: int = 0):
     """
     import torch
     from mmengine.config import Config
+    from mmengine.registry import DefaultScope
     from mmpretrain.registry import MODELS, TRANSFORMS
 
     torch.manual_seed(seed)
     np.random.seed(seed)
     cfg = Config.fromfile(config)
-    model = MODELS.build(
-        shrink_model_config(
-            cfg.model, TINY_ARCH, 64, prototypes, hidden_channels=96, bottleneck_channels=32
+    # nested builds resolve in the current default scope, which a Runner of
+    # another toolbox (mmseg, mmdet) may have left behind
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(
+            shrink_model_config(
+                cfg.model, TINY_ARCH, 64, prototypes, hidden_channels=96, bottleneck_channels=32
+            )
         )
-    )
-    model.init_weights()
-    transforms = [
-        TRANSFORMS.build(t)
-        for t in shrink_pipeline(cfg.train_dataloader.dataset.pipeline, 64, 32, 2)
-    ]
+        model.init_weights()
+        transforms = [
+            TRANSFORMS.build(t)
+            for t in shrink_pipeline(cfg.train_dataloader.dataset.pipeline, 64, 32, 2)
+        ]
     return model, transforms

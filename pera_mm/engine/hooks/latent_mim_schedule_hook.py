@@ -1,0 +1,79 @@
+# Copyright (c) pera-mm contributors. All rights reserved.
+"""LatentMIM's per-iteration EMA momentum and similarity target, set before the forward."""
+
+import math
+from typing import Sequence
+
+from mmengine.hooks import Hook
+from mmpretrain.registry import HOOKS
+from mmpretrain.utils import get_ori_model
+
+from ...utils.errors import PeraConfigError
+from .teacher_ema_hook import cosine_momentum
+
+
+def cosine_decay(it: int, total: int, start: float, end: float) -> float:
+    """A half cosine from ``start`` at iteration 0 to ``end`` at ``total``."""
+    return end + (start - end) * 0.5 * (1 + math.cos(math.pi * it / total))
+
+
+@HOOKS.register_module()
+class LatentMIMScheduleHook(Hook):
+    """Set ``momentum``, ``sim_target`` and ``update_ema`` of a ``LatentMIM`` model.
+
+    Before every training iteration (the model then updates its target
+    encoder inside the forward, i.e. BEFORE this iteration's optimizer step,
+    as the reference does), with ``t = it / max_iters`` and ``it`` the first
+    iteration of the current gradient-accumulation window:
+
+    - EMA momentum ``end - (end - m0) * (1 + cos(pi t)) / 2`` (0.99 -> 1.0);
+    - similarity target ``end + (start - end) * (1 + cos(pi t)) / 2`` (0.75 -> 0.25);
+    - ``update_ema`` only on the first iteration of each accumulation window.
+
+    The values are pure functions of ``runner.iter``, so a resumed run continues
+    exactly. They are logged as ``train/target_momentum`` and ``train/sim_target``.
+
+    Args:
+        momentum (float): momentum at iteration 0. Defaults to 0.99.
+        end_momentum (float): momentum at the last iteration. Defaults to 1.0.
+        sim_target (tuple[float, float]): similarity target at the first and
+            last iteration. Defaults to (0.75, 0.25).
+    """
+
+    priority = 'ABOVE_NORMAL'
+
+    def __init__(
+        self,
+        momentum: float = 0.99,
+        end_momentum: float = 1.0,
+        sim_target: Sequence[float] = (0.75, 0.25),
+    ):
+        if not 0 <= momentum <= end_momentum <= 1:
+            raise PeraConfigError(
+                f'LatentMIMScheduleHook: need 0 <= momentum <= end_momentum <= 1, '
+                f'got {momentum}, {end_momentum}'
+            )
+        if len(sim_target) != 2:
+            raise PeraConfigError(
+                f'LatentMIMScheduleHook: sim_target must be (start, end), got {sim_target!r}'
+            )
+        self.momentum, self.end_momentum = momentum, end_momentum
+        self.sim_start, self.sim_end = (float(v) for v in sim_target)
+
+    def values_at(self, it: int, max_iters: int, accumulation: int = 1):
+        """(momentum, sim_target, update_ema) of iteration ``it``."""
+        first = it - it % accumulation
+        return (
+            cosine_momentum(first, max_iters, self.momentum, self.end_momentum),
+            cosine_decay(first, max_iters, self.sim_start, self.sim_end),
+            it % accumulation == 0,
+        )
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        """Hand this iteration's values to the model."""
+        accumulation = getattr(runner.optim_wrapper, '_accumulative_counts', 1)
+        m, sim, update = self.values_at(runner.iter, runner.max_iters, accumulation)
+        model = get_ori_model(runner.model)
+        model.momentum, model.sim_target, model.update_ema = m, sim, update
+        runner.message_hub.update_scalar('train/target_momentum', m)
+        runner.message_hub.update_scalar('train/sim_target', sim)

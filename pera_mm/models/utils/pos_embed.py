@@ -47,3 +47,58 @@ def infer_square_grid(num_patches):
     if side * side != num_patches:
         raise ValueError(f'cannot infer a square patch grid from {num_patches} position embeddings')
     return side, side
+
+
+def sincos_pos_embed_2d(grid_hw, embed_dims: int) -> torch.Tensor:
+    """Fixed 2-D sin-cos position table of a patch grid (MAE / I-JEPA layout).
+
+    With ``q = embed_dims / 4`` and ``w_k = 10000 ** (-k / q)``, the token of row
+    ``r`` and column ``c`` (raster index ``r * W + c``) gets
+    ``[sin(c w), cos(c w), sin(r w), cos(r w)]``: the first half follows the
+    column. MMPretrain's ``build_2d_sincos_position_embedding`` is the transposed
+    table (its first half follows the row). Computed in float64, returned fp32.
+
+    Args:
+        grid_hw (tuple[int, int]): patch grid (H, W).
+        embed_dims (int): table width; must be divisible by 4.
+
+    Returns:
+        Tensor: (1, H * W, embed_dims) float32.
+    """
+    if embed_dims % 4:
+        raise ValueError(f'a 2-D sin-cos table needs embed_dims divisible by 4, got {embed_dims}')
+    h, w = (int(v) for v in grid_hw)
+    q = embed_dims // 4
+    omega = 1.0 / 10000 ** (torch.arange(q, dtype=torch.float64) / q)
+    rows = torch.arange(h, dtype=torch.float64).repeat_interleave(w)
+    cols = torch.arange(w, dtype=torch.float64).repeat(h)
+    col_phase, row_phase = torch.outer(cols, omega), torch.outer(rows, omega)
+    table = torch.cat([col_phase.sin(), col_phase.cos(), row_phase.sin(), row_phase.cos()], dim=1)
+    return table.float().unsqueeze(0)
+
+
+#: how a fixed sin-cos table is obtained for a patch grid other than the native one
+SINCOS_GRID_MODES = ('recompute', 'interpolate')
+
+
+def sincos_pos_embed_for_grid(native, native_hw, grid_hw, mode: str = 'recompute'):
+    """The fixed sin-cos position table (1, h * w, C) of a patch grid.
+
+    The native grid uses ``native`` as it is. Another grid gets its own exact table
+    (``mode='recompute'``) or the native table resized bicubically
+    (``mode='interpolate'``, what the I-JEPA reference does).
+
+    Args:
+        native (Tensor): (1, Hn * Wn, C) table of the native grid.
+        native_hw (tuple[int, int]): native grid (Hn, Wn).
+        grid_hw (tuple[int, int]): wanted grid (h, w).
+        mode (str): 'recompute' or 'interpolate'.
+    """
+    grid_hw = tuple(int(v) for v in grid_hw)
+    if grid_hw == tuple(native_hw):
+        return native
+    if mode == 'interpolate':
+        return resize_pos_embed(native, native_hw, grid_hw, num_extra_tokens=0)
+    if mode != 'recompute':
+        raise ValueError(f'mode must be one of {SINCOS_GRID_MODES}, got {mode!r}')
+    return sincos_pos_embed_2d(grid_hw, native.shape[-1]).to(native.device, native.dtype)

@@ -1,0 +1,32 @@
+"""CPU smoke test of I-JEPA on 4-band input: the RGB smoke model with 4 bands.
+
+Data: a folder of (H, W, 4) ``.npy`` Sentinel-2 DN tiles (B02, B03, B04, B08), e.g. the
+OSCD crops the tests write; the 4-band recipe's per-band scaling and statistics.
+"""
+
+_base_ = ['./ijepa_vit-tiny-p14_1xb4-3iter_demo-56px_cpu-smoke.py']
+num_bands = 4
+img_size = 56
+data_root = 'data/s2_4band_demo'
+
+model = dict(
+    backbone=dict(in_channels=num_bands),
+    data_preprocessor=dict(
+        num_bands=num_bands,
+        pixel_scale=10000,
+        mean=[0.1373, 0.1089, 0.0962, 0.1204],
+        std=[0.0184, 0.0225, 0.0301, 0.0512],
+    ),
+)
+
+train_dataloader = dict(
+    dataset=dict(
+        data_root=data_root,
+        extensions=('.npy', '.tif'),
+        pipeline=[
+            dict(type='LoadMultiBandImageFromFile', num_bands=num_bands, to_float32=True),
+            dict(type='RandomResizedCrop', scale=img_size, crop_ratio_range=(0.3, 1.0)),
+            dict(type='PackInputs', meta_keys=['img_path']),
+        ],
+    ),
+)

@@ -1,3 +1,9 @@
+from .change_detection_dataset import (
+    ChangeDetectionDataset,
+    DSIFNCDChangeDataset,
+    LEVIRCDChangeDataset,
+)
+from .dior_dataset import DIOR_CLASSES, DIORDataset
 from .scene_classification_dataset import SceneClassificationDataset
 from .scene_split import (
     SCENE_IMG_EXTENSIONS,
@@ -6,6 +12,7 @@ from .scene_split import (
     stratified_split,
 )
 from .transforms import (
+    CheckSegLabel,
     DisjointMaskGenerator,
     LoadRGBImageFromFile,
     PerAMultiCropViews,
@@ -30,14 +37,10 @@ __all__ = [
     'find_class_images',
     'split_scene_dataset',
     'stratified_split',
+    'CheckSegLabel',
+    'ChangeDetectionDataset',
+    'LEVIRCDChangeDataset',
+    'DSIFNCDChangeDataset',
+    'DIORDataset',
+    'DIOR_CLASSES',
 ]
-from .transforms import CheckSegLabel  # noqa: E402
-
-__all__ += ['CheckSegLabel']
-from .change_detection_dataset import (  # noqa: E402
-    ChangeDetectionDataset,
-    DSIFNCDDataset,
-    LEVIRCDDataset,
-)
-
-__all__ += ['ChangeDetectionDataset', 'LEVIRCDDataset', 'DSIFNCDDataset']

@@ -1,4 +1,18 @@
+from .bitemporal_geometric import (
+    BitemporalRandomFlip,
+    BitemporalRandomResizedCrop,
+    BitemporalRandomRotate90,
+)
+from .bitemporal_loading import (
+    LoadBitemporalImagesFromFile,
+    LoadChangeLabelFromFile,
+    read_change_label,
+    read_raster,
+)
+from .bitemporal_photometric import BitemporalColorJitter, BitemporalGaussianBlur
+from .check_seg_label import CheckSegLabel
 from .disjoint_mask_generator import DisjointMaskGenerator, disjoint_counts
+from .load_multiband_image import LoadMultiBandImageFromFile, read_multiband
 from .loading import LoadRGBImageFromFile, UnreadableImageError, decode_rgb
 from .multi_crop_views import PerAMultiCropViews
 
@@ -9,24 +23,7 @@ __all__ = [
     'PerAMultiCropViews',
     'DisjointMaskGenerator',
     'disjoint_counts',
-]
-from .check_seg_label import CheckSegLabel  # noqa: E402
-
-__all__ += ['CheckSegLabel']
-from .bitemporal_geometric import (  # noqa: E402
-    BitemporalRandomFlip,
-    BitemporalRandomResizedCrop,
-    BitemporalRandomRotate90,
-)
-from .bitemporal_loading import (  # noqa: E402
-    LoadBitemporalImagesFromFile,
-    LoadChangeLabelFromFile,
-    read_change_label,
-    read_raster,
-)
-from .bitemporal_photometric import BitemporalColorJitter, BitemporalGaussianBlur  # noqa: E402
-
-__all__ += [
+    'CheckSegLabel',
     'LoadBitemporalImagesFromFile',
     'LoadChangeLabelFromFile',
     'read_raster',
@@ -36,4 +33,6 @@ __all__ += [
     'BitemporalRandomResizedCrop',
     'BitemporalColorJitter',
     'BitemporalGaussianBlur',
+    'LoadMultiBandImageFromFile',
+    'read_multiband',
 ]

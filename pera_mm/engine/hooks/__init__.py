@@ -1,5 +1,7 @@
 from .center_update_hook import CenterUpdateHook
 from .collapse_monitor_hook import CollapseMonitorHook
+from .latent_mim_schedule_hook import LatentMIMScheduleHook
+from .linear_teacher_ema_hook import LinearTeacherEMAHook
 from .random_state_hook import RandomStateHook
 from .skipped_image_report_hook import SkippedImageReportHook
 from .teacher_ema_hook import TeacherEMAHook
@@ -12,4 +14,6 @@ __all__ = [
     'SkippedImageReportHook',
     'TeacherEMAHook',
     'TeacherTemperatureHook',
+    'LatentMIMScheduleHook',
+    'LinearTeacherEMAHook',
 ]

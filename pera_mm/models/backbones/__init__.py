@@ -1,7 +1,7 @@
+from .bit_resnet18 import BITResNet18
+from .ijepa_vit import IJEPAViT
+from .latent_mim_vit import LatentMIMViT
 from .pera_vit import PerAViT
 from .pera_vit_adapter import PerAViTAdapter
 
-__all__ = ['PerAViT', 'PerAViTAdapter']
-from .bit_resnet18 import BITResNet18  # noqa: E402
-
-__all__ += ['BITResNet18']
+__all__ = ['PerAViT', 'PerAViTAdapter', 'BITResNet18', 'LatentMIMViT', 'IJEPAViT']

@@ -1,3 +1,4 @@
 from .bitemporal_data_preprocessor import BitemporalDataPreProcessor
+from .multiband_data_preprocessor import MultiBandDataPreProcessor
 
-__all__ = ['BitemporalDataPreProcessor']
+__all__ = ['BitemporalDataPreProcessor', 'MultiBandDataPreProcessor']

@@ -1,7 +1,7 @@
+from .bit_head import BITHead
 from .dino_head import PerADINOHead
+from .fused_change_head import FusedChangeHead
+from .latent_mim_decoder import LatentMIMDecoder
 from .pixel_prediction_head import PixelPredictionHead
 
-__all__ = ['PerADINOHead', 'PixelPredictionHead']
-from .bit_head import BITHead  # noqa: E402
-
-__all__ += ['BITHead']
+__all__ = ['PerADINOHead', 'PixelPredictionHead', 'BITHead', 'FusedChangeHead', 'LatentMIMDecoder']

@@ -1,4 +1,6 @@
 from .dinov2_baseline import DINOv2Baseline
+from .ijepa import IJEPA
+from .latent_mim import LatentMIM
 from .pera import PerA
 
-__all__ = ['PerA', 'DINOv2Baseline']
+__all__ = ['PerA', 'DINOv2Baseline', 'LatentMIM', 'IJEPA']

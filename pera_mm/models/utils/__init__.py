@@ -1,5 +1,10 @@
 from .attention import Attention
-from .pos_embed import infer_square_grid, resize_pos_embed
+from .pos_embed import (
+    infer_square_grid,
+    resize_pos_embed,
+    sincos_pos_embed_2d,
+    sincos_pos_embed_for_grid,
+)
 from .transformer_block import Block, LayerScale, Mlp
 from .weight_norm_linear import WeightNormLinear
 
@@ -11,4 +16,6 @@ __all__ = [
     'WeightNormLinear',
     'resize_pos_embed',
     'infer_square_grid',
+    'sincos_pos_embed_2d',
+    'sincos_pos_embed_for_grid',
 ]

@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 from mmengine.optim import OptimWrapper
+from mmengine.registry import DefaultScope
 from mmpretrain.registry import PARAM_SCHEDULERS
 
 import pera_mm  # noqa: F401  (registration)
@@ -53,9 +54,11 @@ def make_wrapper():
 
 
 def build(wrapper, **cfg):
-    return PARAM_SCHEDULERS.build(
-        dict(type='IJEPAWarmupCosineParamScheduler', optimizer=wrapper, **cfg)
-    )
+    # a session fixture's Runner elsewhere may have left another toolbox's scope current
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return PARAM_SCHEDULERS.build(
+            dict(type='IJEPAWarmupCosineParamScheduler', optimizer=wrapper, **cfg)
+        )
 
 
 def ijepa_schedulers(wrapper):

@@ -2,10 +2,11 @@
 
 The AID fine-tuning config at a tiny size: the ViT of ``pera_mm.testing.TINY_ARCH``
 (embed 64, 4 blocks, 2 heads, mlp 128), 64 px images, 2 data workers off, a few
-iterations, AdamW at lr 1e-3 with a 2-iteration warm-up. Everything that locates the
-data or sizes the run is a variable below; override them with --cfg-options on the
-fields that use them (e.g. ``train_dataloader.dataset.data_root=...``), or inherit
-this file and restate the dataloaders. Tests build the split on the fly with
+iterations, AdamW at lr 1e-3 with a 2-iteration warm-up. The data root and everything
+that sizes the run is a variable below; the image folder, split files, classes file and
+class count are those of _base_/datasets/aid_512px.py. Override them with --cfg-options
+on the fields that use them (e.g. ``train_dataloader.dataset.data_root=...``), or
+inherit this file and restate the dataloaders. Tests build the split on the fly with
 ``tools/dataset_converters/split_scene_dataset.py`` from ../shared/data/AID_150px/AID
 and make the PerA checkpoint with ``pera_mm.testing.make_pera_checkpoint``.
 """
@@ -13,11 +14,6 @@ and make the PerA checkpoint with ``pera_mm.testing.make_pera_checkpoint``.
 _base_ = ['./pera_vit-base-p16_ft-1xb16-200e_aid-tr20-512px.py']
 
 data_root = 'data/aid_150px'
-data_prefix = 'AID'
-class_file = 'meta/classes.txt'
-train_ann_file = 'meta/split-20-80_seed0_train.txt'
-test_ann_file = 'meta/split-20-80_seed0_test.txt'
-num_classes = 30
 img_size = 64
 batch_size = 8
 max_iters = 6
@@ -31,9 +27,8 @@ model = dict(
         drop_path_rate=0.0,
         init_cfg=dict(type='Pretrained', checkpoint=pera_checkpoint),
     ),
-    head=dict(num_classes=num_classes, in_channels=tiny_arch['embed_dims']),
+    head=dict(in_channels=tiny_arch['embed_dims']),
 )
-data_preprocessor = dict(num_classes=num_classes)
 
 train_pipeline = [
     dict(type='LoadRGBImageFromFile'),
@@ -69,26 +64,14 @@ train_dataloader = dict(
     pin_memory=False,
     # an iteration-based run: without it MMEngine sleeps 2 s at every dataloader restart
     sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(
-        data_root=data_root,
-        data_prefix=data_prefix,
-        ann_file=train_ann_file,
-        classes=class_file,
-        pipeline=train_pipeline,
-    ),
+    dataset=dict(data_root=data_root, pipeline=train_pipeline),
 )
 val_dataloader = dict(
     batch_size=batch_size,
     num_workers=0,
     persistent_workers=False,
     pin_memory=False,
-    dataset=dict(
-        data_root=data_root,
-        data_prefix=data_prefix,
-        ann_file=test_ann_file,
-        classes=class_file,
-        pipeline=test_pipeline,
-    ),
+    dataset=dict(data_root=data_root, pipeline=test_pipeline),
 )
 test_dataloader = val_dataloader
 

@@ -3,10 +3,13 @@
 # what ../shared/data/DSIFN-CD holds. Test protocol: each crop predicted whole.
 # The original release ({train,val,test}/{t1,t2,mask}, JPEG) works with DSIFNCDChangeDataset's
 # data_prefix / img_suffix='.jpg' / seg_map_suffix (see its docstring).
+# Flat layout, lists, loading, test pipeline, dataloaders and metric: those of
+# levir-cd_bit-256x256.py.
+_base_ = ['./levir-cd_bit-256x256.py']
+
 dataset_type = 'DSIFNCDChangeDataset'
 data_root = 'data/DSIFN-CD'
 crop_size = (256, 256)
-flat_prefix = dict(img_path='A', img_path_b='B', seg_map_path='label')
 
 train_pipeline = [
     dict(type='LoadBitemporalImagesFromFile'),
@@ -15,49 +18,8 @@ train_pipeline = [
     dict(type='BitemporalRandomFlip', prob=0.5, directions=('horizontal', 'vertical')),
     dict(type='PackSegInputs'),
 ]
-test_pipeline = [
-    dict(type='LoadBitemporalImagesFromFile'),
-    dict(type='LoadChangeLabelFromFile', changed_value=255),
-    dict(type='PackSegInputs'),
-]
 train_dataloader = dict(
-    batch_size=8,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_prefix=flat_prefix,
-        ann_file='list/train.txt',
-        pipeline=train_pipeline,
-    ),
+    dataset=dict(type=dataset_type, data_root=data_root, pipeline=train_pipeline)
 )
-val_dataloader = dict(
-    batch_size=1,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_prefix=flat_prefix,
-        ann_file='list/val.txt',
-        pipeline=test_pipeline,
-    ),
-)
-test_dataloader = dict(
-    batch_size=1,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_prefix=flat_prefix,
-        ann_file='list/test.txt',
-        pipeline=test_pipeline,
-    ),
-)
-val_evaluator = dict(type='ChangeDetectionMetric')
-test_evaluator = val_evaluator
+val_dataloader = dict(dataset=dict(type=dataset_type, data_root=data_root))
+test_dataloader = dict(dataset=dict(type=dataset_type, data_root=data_root))

@@ -1,6 +1,8 @@
 # Unlabelled 4-band Sentinel-2 tiles (bands B02, B03, B04, B08 = blue, green, red, NIR,
 # in this order; multi-band GeoTIFF or .npy (H, W, 4) of L1C DN), the I-JEPA crop.
-dataset_type = 'UnlabeledImageDataset'
+# Dataset type and dataloader settings: those of ijepa_rgb-224px.py.
+_base_ = ['./ijepa_rgb-224px.py']
+
 data_root = 'data/s2_4band'
 
 train_pipeline = [
@@ -10,16 +12,5 @@ train_pipeline = [
 ]
 
 train_dataloader = dict(
-    batch_size=8,
-    num_workers=8,
-    persistent_workers=True,
-    pin_memory=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    collate_fn=dict(type='default_collate'),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        extensions=('.tif', '.tiff', '.npy'),
-        pipeline=train_pipeline,
-    ),
+    dataset=dict(data_root=data_root, extensions=('.tif', '.tiff', '.npy'), pipeline=train_pipeline)
 )

@@ -23,8 +23,6 @@ test_pipeline = [
     dict(type='LoadChangeLabelFromFile', changed_value=255),
     dict(type='PackSegInputs'),
 ]
-
-
 train_dataloader = dict(
     batch_size=8,
     num_workers=4,
@@ -49,16 +47,12 @@ val_dataloader = dict(
         pipeline=test_pipeline,
     ),
 )
+# the val loader on the test split
 test_dataloader = dict(
-    batch_size=1,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
+    val_dataloader,
     dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
+        val_dataloader['dataset'],
         data_prefix=dict(img_path='test/A', img_path_b='test/B', seg_map_path='test/label'),
-        pipeline=test_pipeline,
     ),
 )
 # precision / recall / F1 / IoU of the CHANGED class as keys of their own (changed/F1, ...)

@@ -35,6 +35,13 @@ def _pycocotools():
     return COCO, COCOeval
 
 
+def _coco_annotation(ann_id: int, img_id: int, label, box: List[float], **extra) -> dict:
+    """One COCO annotation of an ``[x, y, w, h]`` box (``extra``: iscrowd, score)."""
+    return dict(
+        id=ann_id, image_id=img_id, category_id=int(label), bbox=box, area=box[2] * box[3], **extra
+    )
+
+
 @METRICS.register_module()
 class CocoStyleAPMetric(BaseMetric):
     """COCO-style box AP computed by pycocotools from the samples' own boxes.
@@ -136,26 +143,11 @@ class CocoStyleAPMetric(BaseMetric):
                 (r['ignored_bboxes'], r['ignored_labels'], 1),
             ):
                 for box, label in zip(self._xywh(boxes), labels):
-                    gts.append(
-                        dict(
-                            id=len(gts) + 1,
-                            image_id=img_id,
-                            category_id=int(label),
-                            bbox=box,
-                            area=box[2] * box[3],
-                            iscrowd=crowd,
-                        )
-                    )
+                    gts.append(_coco_annotation(len(gts) + 1, img_id, label, box, iscrowd=crowd))
             for box, score, label in zip(self._xywh(r['bboxes']), r['scores'], r['labels']):
                 dts.append(
-                    dict(
-                        id=len(dts) + 1,
-                        image_id=img_id,
-                        category_id=int(label),
-                        bbox=box,
-                        area=box[2] * box[3],
-                        score=float(score),
-                        iscrowd=0,
+                    _coco_annotation(
+                        len(dts) + 1, img_id, label, box, score=float(score), iscrowd=0
                     )
                 )
         base = dict(images=images, categories=categories)

@@ -11,6 +11,7 @@ judged by |ours| / median recorded gradient norm.
 """
 
 import re
+from functools import partial
 
 import pytest
 import torch
@@ -20,6 +21,7 @@ from mmengine.registry import DefaultScope
 from pera_mm.models.data_preprocessors import BitemporalDataPreProcessor
 from pera_mm.models.heads import BITHead
 from pera_mm.models.segmentors import SiameseEncoderDecoder
+from pera_mm.testing.parity import relative_error
 
 TOL = 1e-5
 NUM_HEAD_GRADS = 122
@@ -60,10 +62,7 @@ def full_key(ref_key: str) -> str:
     return 'decode_head.' + head_key(ref_key)
 
 
-def rel_l2(actual, expected):
-    return (
-        (actual.double() - expected.double()).norm() / expected.double().norm().clamp_min(1e-30)
-    ).item()
+rel_l2 = partial(relative_error, eps=1e-30)
 
 
 def gradient_errors(params, ref_grads, key_map):

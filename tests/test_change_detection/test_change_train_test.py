@@ -6,9 +6,7 @@ crops, 3 iterations) train, then tools/test.py reports the change-class keys; fo
 """
 
 import math
-import os
 import re
-import subprocess
 import sys
 
 import pytest
@@ -17,6 +15,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from pera_mm.testing import REPO_ROOT, make_pera_checkpoint
+from pera_mm.testing.tool_runs import data_root_options, run_tool
 
 CONFIGS = REPO_ROOT / 'configs' / 'change_detection'
 SMOKE = {
@@ -31,24 +30,14 @@ NUM_EVAL = {'LEVIR-CD': 7, 'DSIFN-CD': 10}
 
 
 def _options(data_root, checkpoint):
-    return [
-        f'train_dataloader.dataset.data_root={data_root}',
-        f'val_dataloader.dataset.data_root={data_root}',
-        f'test_dataloader.dataset.data_root={data_root}',
-        f'model.backbone.init_cfg.checkpoint={checkpoint}',
-        'train_cfg.val_interval=1000',  # no validation while training: tools/test.py evaluates
-    ]
+    # no validation while training: tools/test.py evaluates
+    return [*data_root_options(data_root, checkpoint), 'train_cfg.val_interval=1000']
 
 
 def _run(args, cwd):
-    env = dict(os.environ)
-    env.pop('LOCAL_RANK', None)
     # one OpenMP thread: on a shared 2-core machine, 2 threads per process made the small
     # BIT-head matmuls ~40x slower (18 s instead of 0.4 s per 256 px image, measured)
-    env['OMP_NUM_THREADS'] = '1'
-    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc
+    return run_tool(args, cwd, OMP_NUM_THREADS='1')
 
 
 def _test_metrics(work_dir):

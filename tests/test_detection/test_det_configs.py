@@ -11,18 +11,13 @@ from mmengine.registry import DefaultScope
 
 import pera_mm  # noqa: F401  (registers the backbone, dataset, metric and constructor)
 from pera_mm.testing import REPO_ROOT
+from pera_mm.testing.adapter_sizes import VIT_ADAPTER_SIZES
+from pera_mm.testing.config_walk import iter_config_dicts
 
 DET = REPO_ROOT / 'configs/detection'
 PRETRAIN_DATA = REPO_ROOT / 'configs/_base_/datasets/pera_rsrsd-448px.py'
 FULL = sorted(p for p in DET.glob('*.py') if not p.stem.endswith('_cpu-smoke'))
 SMOKE = sorted(DET.glob('*_cpu-smoke.py'))
-
-#: size -> (embed dims, deformable heads, interaction indexes, activation checkpointing)
-ADAPTER = {
-    'base': (768, 12, [[0, 2], [3, 5], [6, 8], [9, 11]], False),
-    'large': (1024, 16, [[0, 5], [6, 11], [12, 17], [18, 23]], True),
-    'giant1024': (1024, 16, [[0, 9], [10, 19], [20, 29], [30, 39]], True),
-}
 
 
 def _load(path):
@@ -30,14 +25,7 @@ def _load(path):
 
 
 def _types(node, found):
-    if isinstance(node, dict):
-        if isinstance(node.get('type'), str):
-            found.add(node['type'])
-        for value in node.values():
-            _types(value, found)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            _types(value, found)
+    found.update(d['type'] for d in iter_config_dicts(node) if isinstance(d.get('type'), str))
     return found
 
 
@@ -55,7 +43,7 @@ def test_every_size_is_shipped():
 def test_paper_recipe(path):
     cfg = _load(path)
     size = path.stem.split('_')[1].split('-')[3]
-    dims, heads, indexes, with_cp = ADAPTER[size]
+    dims, heads, indexes, with_cp = VIT_ADAPTER_SIZES[size]
     assert cfg.default_scope == 'mmdet' and cfg.custom_imports.imports == ['pera_mm']
     bb = cfg.model.backbone
     assert bb.type == 'PerAViTAdapter' and bb.arch == {'giant1024': 'giant-1024'}.get(size, size)

@@ -9,10 +9,8 @@ predictions are in original-image pixels. A class DIOR does not have stops tools
 one line naming the file.
 """
 
-import json
 import pickle
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
@@ -21,6 +19,7 @@ from mmengine.registry import DefaultScope
 
 import pera_mm  # noqa: F401
 from pera_mm.testing import REPO_ROOT, make_pera_checkpoint
+from pera_mm.testing.tool_runs import data_root_options, read_scalars
 
 TOOLS = REPO_ROOT / 'tools'
 SMOKE = (
@@ -39,18 +38,6 @@ COCO_KEYS = (
 )
 
 
-def _options(root: Path, ckpt: Path):
-    opts = [f'model.backbone.init_cfg.checkpoint={ckpt}']
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        opts.append(f'{loader}.dataset.data_root={root}')
-    return opts
-
-
-def _scalars(work_dir: Path):
-    (path,) = Path(work_dir).glob('*/vis_data/scalars.json')
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
 def _count_line(split, c):
     return (
         f'DIORDataset [{split}]: {c["images"]} images, {c["boxes"]} boxes kept '
@@ -67,7 +54,8 @@ def trained(dior_data, tmp_path_factory, load_script):
     ckpt, teacher = make_pera_checkpoint(tmp / 'pera_tiny_64px.pth')
     work = tmp / 'work'
     train = load_script(TOOLS / 'train.py')
-    train.main([str(SMOKE), '--work-dir', str(work), '--cfg-options', *_options(root, ckpt)])
+    opts = data_root_options(root, ckpt)
+    train.main([str(SMOKE), '--work-dir', str(work), '--cfg-options', *opts])
     return dict(root=root, manifest=manifest, tmp=tmp, ckpt=ckpt, teacher=teacher, work=work)
 
 
@@ -75,7 +63,7 @@ def trained(dior_data, tmp_path_factory, load_script):
 def test_train_from_a_pera_checkpoint(trained):
     work, ckpt, manifest = trained['work'], trained['ckpt'], trained['manifest']
     assert (work / 'iter_4.pth').is_file()
-    scalars = _scalars(work)
+    scalars = read_scalars(work)
     losses = [s for s in scalars if 'loss' in s]
     assert [s['iter'] for s in losses] == [1, 2, 3, 4]
     assert losses[-1]['loss'] < losses[0]['loss'], [s['loss'] for s in losses]
@@ -113,7 +101,7 @@ def test_test_py_reports_both_ap_modes(trained, load_script):
     test = load_script(TOOLS / 'test.py')
     metrics = test.main(
         [str(SMOKE), str(trained['work'] / 'iter_4.pth'), '--work-dir', str(tmp / 'test')]
-        + ['--out', str(out), '--cfg-options', *_options(trained['root'], trained['ckpt'])]
+        + ['--out', str(out), '--cfg-options', *data_root_options(trained['root'], trained['ckpt'])]
     )
     assert set(VOC_KEYS + COCO_KEYS) <= set(metrics)
     for key in VOC_KEYS + ('coco/AP', 'coco/AP50', 'coco/AP75', 'coco/AP_small'):
@@ -155,7 +143,7 @@ def test_a_class_not_in_dior_stops_training_with_one_line(dior_data, tmp_path, l
     with pytest.raises(SystemExit) as exit_info:
         train.main(
             [str(SMOKE), '--work-dir', str(tmp_path / 'work'), '--cfg-options']
-            + _options(bad, ckpt)
+            + data_root_options(bad, ckpt)
         )
     assert exit_info.value.code == 4  # data error
     err = capsys.readouterr().err.strip().splitlines()

@@ -18,21 +18,12 @@ import pera_mm  # noqa: F401  (registration)
 from pera_mm.engine.hooks import LinearTeacherEMAHook
 from pera_mm.models.utils.multiblock_mask_sampler import MultiBlockMaskSampler
 from pera_mm.testing import REPO_ROOT
+from pera_mm.testing.parity import assert_relative_close
 from pera_mm.utils.ijepa_checkpoint import ijepa_predictor_name, load_ijepa_checkpoint
 
 pytestmark = pytest.mark.needs_shared
 TOL, TARGET_TOL = 1e-5, 1e-6
 SCHEDULE = REPO_ROOT / 'configs' / '_base_' / 'schedules' / 'ijepa_adamw-300e.py'
-
-
-def rel_err(a, b):
-    return ((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-12)).item()
-
-
-def assert_close(actual, expected, what, tol=TOL):
-    assert actual.shape == expected.shape, f'{what}: shape {actual.shape} != {expected.shape}'
-    err = rel_err(actual, expected)
-    assert err < tol, f'{what}: relative error {err:.2e} >= {tol}'
 
 
 def our_name(ref_name):
@@ -179,16 +170,16 @@ def test_one_training_step_matches_the_record(record):
             'loss'
         ]
     for key in ('target_features', 'targets'):
-        assert_close(out[key], record[key], key, TARGET_TOL)
+        assert_relative_close(out[key], record[key], key, TARGET_TOL)
     for key in ('context_features', 'predictions'):
-        assert_close(out[key], record[key], key)
+        assert_relative_close(out[key], record[key], key)
     assert loss.item() == pytest.approx(record['loss'], rel=TOL)
 
     wrapper.backward(loss)
     params = dict(model.named_parameters())
     assert len(record['grads']) == 83
     for ref_name, g in record['grads'].items():
-        assert_close(params[our_name(ref_name)].grad, g, f'grad {ref_name}')
+        assert_relative_close(params[our_name(ref_name)].grad, g, f'grad {ref_name}')
     norm = torch.sqrt(sum(params[our_name(n)].grad.double().pow(2).sum() for n in record['grads']))
     assert norm.item() == pytest.approx(record['grad_norm'], rel=TOL)
     wrapper.step()
@@ -202,6 +193,8 @@ def test_one_training_step_matches_the_record(record):
     state = model.state_dict()
     for part, prefix in (('encoder', 'backbone.'), ('target_encoder', 'target_encoder.')):
         for name, value in record[f'{part}_after'].items():
-            assert_close(state[prefix + name], value, f'{part}_after {name}')
+            assert_relative_close(state[prefix + name], value, f'{part}_after {name}')
     for name, value in record['predictor_after'].items():
-        assert_close(state['neck.' + ijepa_predictor_name(name)], value, f'predictor_after {name}')
+        assert_relative_close(
+            state['neck.' + ijepa_predictor_name(name)], value, f'predictor_after {name}'
+        )

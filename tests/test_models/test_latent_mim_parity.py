@@ -9,6 +9,8 @@ optimizer wrapper and parameter groups built from the real schedule config,
 and the in-forward EMA; tolerances are the record's.
 """
 
+from functools import partial
+
 import pytest
 import torch
 from mmengine.config import Config
@@ -20,6 +22,7 @@ import pera_mm  # noqa: F401
 from pera_mm.models.backbones.latent_mim_vit import gap_patchify
 from pera_mm.models.utils.grid_sincos_pos_embed import grid_sincos_pos_embed
 from pera_mm.testing import REPO_ROOT
+from pera_mm.testing.parity import relative_error
 
 SCHEDULE = REPO_ROOT / 'configs/_base_/schedules/latent_mim_adamw-300e.py'
 DRAW_KEYS = ('gap_offset_row', 'gap_offset_col', 'noise')
@@ -67,8 +70,7 @@ def ours(name):
     return name
 
 
-def rel(a, b):
-    return ((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-30)).item()
+rel = partial(relative_error, eps=1e-30)
 
 
 @pytest.fixture(scope='module')

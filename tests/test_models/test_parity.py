@@ -13,20 +13,11 @@ from mmengine.optim import OptimWrapper
 
 from pera_mm.models import PerA
 from pera_mm.structures import MASK_L, MASK_S, MASK_T
+from pera_mm.testing.parity import assert_relative_close
 from pera_mm.utils.checkpoint_convert import convert_official_to_pera as convert_official_state_dict
 
 pytestmark = pytest.mark.needs_shared
 TOL = 1e-5
-
-
-def rel_err(a, b):
-    return ((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-12)).item()
-
-
-def assert_close(actual, expected, what, tol=TOL):
-    assert actual.shape == expected.shape, f'{what}: shape {actual.shape} != {expected.shape}'
-    err = rel_err(actual, expected)
-    assert err < tol, f'{what}: relative error {err:.2e} >= {tol}'
 
 
 @pytest.fixture(scope='module')
@@ -165,12 +156,12 @@ def test_losses_match(record, step):
 def test_head_outputs_and_targets_match(record, step):
     seen, nGB = step['seen'], 8
     s_out, t_out = record['student_output'], record['teacher_output']
-    assert_close(seen['student'][:nGB], s_out['global_cls_tokens'], 'student global head')
-    assert_close(seen['student'][nGB:], s_out['local_cls_tokens'], 'student local head')
-    assert_close(seen['teacher'][:nGB], t_out['global_cls_tokens'], 'teacher global head')
-    assert_close(seen['teacher'][nGB:], t_out['local_cls_tokens'], 'teacher local head')
-    assert_close(seen['pred'], s_out['global_pred_tokens'], 'pixel predictions')
-    assert_close(
+    assert_relative_close(seen['student'][:nGB], s_out['global_cls_tokens'], 'student global head')
+    assert_relative_close(seen['student'][nGB:], s_out['local_cls_tokens'], 'student local head')
+    assert_relative_close(seen['teacher'][:nGB], t_out['global_cls_tokens'], 'teacher global head')
+    assert_relative_close(seen['teacher'][nGB:], t_out['local_cls_tokens'], 'teacher local head')
+    assert_relative_close(seen['pred'], s_out['global_pred_tokens'], 'pixel predictions')
+    assert_relative_close(
         seen['targets'].view_as(record['teacher_targets']),
         record['teacher_targets'],
         'teacher targets (crop, sample, K)',
@@ -181,7 +172,7 @@ def test_gradients_match(record, step):
     expected = convert_official_state_dict(record['grads'])
     assert set(expected) == set(step['grads']), 'parameters with gradients differ'
     for k, g in expected.items():
-        assert_close(step['grads'][k], g, f'grad {k}')
+        assert_relative_close(step['grads'][k], g, f'grad {k}')
     assert abs(step['grad_norm'] - record['grad_norm_preclip']) <= TOL * record['grad_norm_preclip']
 
 
@@ -194,4 +185,4 @@ def test_weights_and_center_after_step_match(record, step):
     for k, w in expected.items():
         err = (state[k] - w).abs().max().item()
         assert err < TOL, f'weight {k}: max abs error {err:.2e}'
-    assert_close(state['cls_loss.center'], record['center_after_step'], 'center', tol=1e-6)
+    assert_relative_close(state['cls_loss.center'], record['center_after_step'], 'center', tol=1e-6)

@@ -8,20 +8,20 @@ gradients. Our ``PerAViTAdapter``, loaded through the name map, must match each
 tensor within 1e-5 relative L2.
 """
 
+from functools import partial
+
 import pytest
 import torch
 
 from pera_mm.models.backbones.pera_vit_adapter import PerAViTAdapter
+from pera_mm.testing.parity import relative_error
 from pera_mm.utils.adapter_checkpoint import convert_adapter_reference, load_adapter_reference
 
 TOL = 1e-5
 NUM_GRADS = 268
 
 
-def rel_l2(actual, expected):
-    return (
-        (actual.double() - expected.double()).norm() / expected.double().norm().clamp_min(1e-30)
-    ).item()
+rel_l2 = partial(relative_error, eps=1e-30)
 
 
 def build_from_record(cfg):

@@ -8,7 +8,6 @@ off-size image made here; a PerA training checkpoint made here; the CPU smoke co
 import json
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from mmengine.config import Config
 from PIL import Image
 
 from pera_mm.testing import REPO_ROOT, make_pera_checkpoint
+from pera_mm.testing.tool_runs import read_latest_log, run_tool
 from pera_mm.utils import setup_torch_load_compat
 
 setup_torch_load_compat()
@@ -31,17 +31,7 @@ TRAIN_ITERS = 8
 
 
 def _run(args, cwd):
-    env = dict(os.environ, OMP_NUM_THREADS='2')
-    env.pop('LOCAL_RANK', None)
-    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc
-
-
-def _log(work_dir):
-    logs = sorted(Path(work_dir).glob('*/*.log'))
-    assert logs, f'no log in {work_dir}'
-    return logs[-1].read_text()
+    return run_tool(args, cwd, OMP_NUM_THREADS='2')
 
 
 def _data_options(data, ckpt, train_ann, ckpt_interval=TRAIN_ITERS):
@@ -96,7 +86,9 @@ def scene_run(tmp_path_factory, shared_path, load_script):
         + _data_options(tmp / 'data', ckpt, 'meta/subset_train.txt'),
         cwd=tmp,
     )
-    return dict(tmp=tmp, ckpt=ckpt, teacher=teacher, work_dir=work_dir, log=_log(work_dir))
+    return dict(
+        tmp=tmp, ckpt=ckpt, teacher=teacher, work_dir=work_dir, log=read_latest_log(work_dir)
+    )
 
 
 def _dumped_config(work_dir, config):
@@ -213,7 +205,7 @@ def test_linear_probe_keeps_the_backbone_frozen(scene_run, load_script):
     # only the head's two tensors have optimizer state (the frozen ones get no gradient)
     momentum = [s for s in last['optimizer']['state'].values() if 'momentum_buffer' in s]
     assert len(momentum) == 2
-    log = _log(work_dir)
+    log = read_latest_log(work_dir)
     assert 'missing (kept initialisation): 0 non-ViT tensor(s)' in log
     losses = _losses(last)
     assert len(losses) == TRAIN_ITERS and all(torch.isfinite(torch.tensor(losses)))

@@ -9,17 +9,12 @@ from mmengine.registry import DefaultScope
 
 import pera_mm  # noqa: F401  (registers the backbone, constructor and metric)
 from pera_mm.testing import REPO_ROOT
+from pera_mm.testing.adapter_sizes import VIT_ADAPTER_SIZES
 
 SEG = REPO_ROOT / 'configs/segmentation'
 PRETRAIN_DATA = REPO_ROOT / 'configs/_base_/datasets/pera_rsrsd-448px.py'
 FULL = sorted(p for p in SEG.glob('*.py') if not p.stem.endswith('_cpu-smoke'))
 SMOKE = sorted(SEG.glob('*_cpu-smoke.py'))
-
-ADAPTER = {
-    'base': (768, 12, [[0, 2], [3, 5], [6, 8], [9, 11]], False),
-    'large': (1024, 16, [[0, 5], [6, 11], [12, 17], [18, 23]], True),
-    'giant1024': (1024, 16, [[0, 9], [10, 19], [20, 29], [30, 39]], True),
-}
 
 
 def _load(path):
@@ -28,7 +23,7 @@ def _load(path):
 
 def test_every_size_and_dataset_is_shipped():
     names = {p.stem for p in FULL}
-    for size in ADAPTER:
+    for size in VIT_ADAPTER_SIZES:
         for ds in ('potsdam', 'loveda'):
             assert f'upernet_pera-vit-adapter-{size}-p16_4xb2-200e_{ds}-512x512' in names
     assert {p.stem.split('_')[3] for p in SMOKE} == {
@@ -42,7 +37,7 @@ def test_every_size_and_dataset_is_shipped():
 def test_full_config_recipe(path):
     cfg = _load(path)
     size = path.stem.split('_')[1].split('-')[3]
-    dims, heads, indexes, with_cp = ADAPTER[size]
+    dims, heads, indexes, with_cp = VIT_ADAPTER_SIZES[size]
     assert cfg.default_scope == 'mmseg' and cfg.custom_imports.imports == ['pera_mm']
     bb = cfg.model.backbone
     assert bb.type == 'PerAViTAdapter' and bb.patch_size == 16 and bb.pretrain_size == 448

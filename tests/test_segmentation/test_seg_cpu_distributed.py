@@ -11,6 +11,7 @@ import torch
 from mmengine.config import Config
 
 from pera_mm.testing import REPO_ROOT, make_pera_checkpoint
+from pera_mm.testing.config_walk import iter_config_dicts
 from pera_mm.utils.cpu_dist import convert_sync_bn_to_bn
 
 SMOKE = REPO_ROOT / (
@@ -19,27 +20,21 @@ SMOKE = REPO_ROOT / (
 LOG_LINE = 'CPU distributed run (gloo): SyncBN is not supported on CPU tensors, using BN'
 
 
-def _norm_types(node, out):
-    if isinstance(node, dict):
-        if 'norm_cfg' in node and isinstance(node['norm_cfg'], dict):
-            out.append(node['norm_cfg']['type'])
-        for value in node.values():
-            _norm_types(value, out)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            _norm_types(value, out)
-    return out
+def _norm_types(node):
+    """The ``norm_cfg`` type of every module in the config ``node``, depth first."""
+    norms = (d.get('norm_cfg') for d in iter_config_dicts(node))
+    return [n['type'] for n in norms if isinstance(n, dict)]
 
 
 def test_convert_sync_bn_to_bn_rewrites_every_norm(capsys):
     cfg = Config.fromfile(str(SMOKE), import_custom_modules=False)
     cfg.tta_model.module = copy.deepcopy(cfg.model)
     cfg.sync_bn = 'torch'
-    before = _norm_types(cfg.model, [])
+    before = _norm_types(cfg.model)
     assert before and set(before) == {'SyncBN'}  # backbone, decode and auxiliary heads
     found = convert_sync_bn_to_bn(cfg)
-    assert set(_norm_types(cfg.model, [])) == {'BN'}
-    assert set(_norm_types(cfg.tta_model, [])) == {'BN'}
+    assert set(_norm_types(cfg.model)) == {'BN'}
+    assert set(_norm_types(cfg.tta_model)) == {'BN'}
     assert cfg.sync_bn is None
     assert 'model.backbone.norm_cfg' in found and "sync_bn='torch'" in found
     assert len(found) == 2 * len(before) + 1
@@ -83,7 +78,7 @@ def test_dist_train_sh_two_cpu_processes_with_syncbn_config(tmp_path, shared_pat
     log = next(Path(work).glob('*/*.log')).read_text()
     assert 'Distributed training: True' in log
     dumped = Config.fromfile(str(work / SMOKE.name), import_custom_modules=False)
-    assert set(_norm_types(dumped.model, [])) == {'BN'}
+    assert set(_norm_types(dumped.model)) == {'BN'}
     state = torch.load(work / 'iter_2.pth', weights_only=True)['state_dict']
     bn = [k for k in state if k.endswith('running_mean')]
     assert bn and all(torch.isfinite(state[k]).all() for k in bn)

@@ -10,7 +10,6 @@ tools/test.py equal an evaluation computed here from its prediction PNGs and the
 files.
 """
 
-import json
 import pickle
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from PIL import Image
 
 import pera_mm  # noqa: F401
 from pera_mm.testing import REPO_ROOT, make_pera_checkpoint
+from pera_mm.testing.tool_runs import data_root_options, read_scalars
 
 TOOLS = REPO_ROOT / 'tools'
 SEG = REPO_ROOT / 'configs/segmentation'
@@ -50,18 +50,6 @@ def arrange(shared_path, name: str, root: Path) -> Path:
             for f in sorted((src / sub).glob('*.png')):
                 (dst / f.name).symlink_to(f)
     return root
-
-
-def data_options(root: Path, ckpt: Path):
-    opts = [f'model.backbone.init_cfg.checkpoint={ckpt}']
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        opts.append(f'{loader}.dataset.data_root={root}')
-    return opts
-
-
-def scalars(work_dir: Path):
-    (path,) = Path(work_dir).glob('*/vis_data/scalars.json')
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def evaluate_pngs(pred_dir: Path, label_dir: Path, num_classes: int, subsets=None):
@@ -109,13 +97,13 @@ def test_train_then_test_from_a_pera_checkpoint(
     ckpt, teacher = pera_ckpt
     root = arrange(shared_path, name, tmp_path / 'data')
     cfg_path = smoke_config(name)
-    opts = data_options(root, ckpt)
+    opts = data_root_options(root, ckpt)
     work = tmp_path / 'work'
     train = load_script(TOOLS / 'train.py')
     train.main([str(cfg_path), '--work-dir', str(work), '--cfg-options', *opts])
 
     # the loss goes down over the 4 iterations (fixed 64 px views of the same images)
-    log = [s for s in scalars(work) if 'loss' in s]
+    log = [s for s in read_scalars(work) if 'loss' in s]
     assert [s['iter'] for s in log] == [1, 2, 3, 4]
     assert log[-1]['loss'] < log[0]['loss'], [s['loss'] for s in log]
     text = next(work.glob('*/*.log')).read_text()
@@ -165,7 +153,7 @@ def test_test_py_mmseg_flags_pkl_show_dir_tta(tmp_path, shared_path, pera_ckpt, 
     ckpt, _ = pera_ckpt
     root = arrange(shared_path, 'potsdam', tmp_path / 'data')
     cfg_path = smoke_config('potsdam')
-    opts = data_options(root, ckpt)
+    opts = data_root_options(root, ckpt)
     test = load_script(TOOLS / 'test.py')
     # an untrained model is enough: the checkpoint is the PerA file (no segmentor keys
     # -> heads keep their init); the backbone loads the teacher through init_cfg

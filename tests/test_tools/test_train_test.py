@@ -4,7 +4,6 @@ MMEngine config (tests/data/toy_runner_config.py)."""
 import os
 import pickle
 import stat
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import torch
 from mmengine.config import Config
 
 from pera_mm.testing import REPO_ROOT
+from pera_mm.testing.tool_runs import read_latest_log, run_tool
 from pera_mm.utils import PeraConfigError, setup_torch_load_compat
 
 setup_torch_load_compat()  # the tests read MMEngine checkpoints weights-only
@@ -21,34 +21,13 @@ TOOLS = REPO_ROOT / 'tools'
 CONFIG = REPO_ROOT / 'tests' / 'data' / 'toy_runner_config.py'
 
 
-def _env(**extra):
-    env = dict(os.environ)
-    env.pop('LOCAL_RANK', None)
-    env.update(extra)
-    return env
-
-
-def _run(args, cwd, **env):
-    proc = subprocess.run(
-        args, cwd=cwd, env=_env(**env), capture_output=True, text=True, timeout=600
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc
-
-
-def _log(work_dir):
-    logs = sorted(Path(work_dir).glob('*/*.log'))
-    assert logs, f'no log in {work_dir}'
-    return logs[-1].read_text()
-
-
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
     """2 iterations with --amp (CPU: AutoAmpOptimWrapper -> fp32), then
     --resume (auto) continues to 4."""
     tmp = tmp_path_factory.mktemp('train')
     work_dir = tmp / 'work'
-    _run(
+    run_tool(
         [
             sys.executable,
             str(TOOLS / 'train.py'),
@@ -61,9 +40,9 @@ def trained(tmp_path_factory):
         ],
         cwd=tmp,
     )
-    first_log = _log(work_dir)
+    first_log = read_latest_log(work_dir)
     first_cfg = Config.fromfile(str(work_dir / 'toy_runner_config.py'), import_custom_modules=False)
-    _run(
+    run_tool(
         [
             sys.executable,
             str(TOOLS / 'train.py'),
@@ -81,7 +60,7 @@ def trained(tmp_path_factory):
         work_dir=work_dir,
         first_log=first_log,
         first_cfg=first_cfg,
-        resume_log=_log(work_dir),
+        resume_log=read_latest_log(work_dir),
     )
 
 
@@ -115,7 +94,7 @@ def test_resume_auto_continues_from_saved_iteration(trained):
 def test_test_py_evaluates_and_dumps(trained):
     tmp, work_dir = trained['tmp'], trained['work_dir']
     out = tmp / 'preds.pkl'
-    _run(
+    run_tool(
         [
             sys.executable,
             str(TOOLS / 'test.py'),
@@ -134,7 +113,7 @@ def test_test_py_evaluates_and_dumps(trained):
         preds = pickle.load(f)
     assert len(preds) == 8
     assert {'pred', 'target'} <= set(preds[0])
-    assert 'Iter(test) [4/4]' in _log(tmp / 'test_work')
+    assert 'Iter(test) [4/4]' in read_latest_log(tmp / 'test_work')
 
 
 @pytest.mark.parametrize('flag', ['--local-rank', '--local_rank'])
@@ -203,7 +182,7 @@ def test_bad_input_is_one_line(tmp_path, capsys, load_script):
 def test_dist_train_sh_runs_two_cpu_processes(tmp_path):
     """torchrun + --launcher pytorch on a CPU-only machine (gloo fallback)."""
     work_dir = tmp_path / 'work'
-    _run(
+    run_tool(
         [
             'bash',
             str(TOOLS / 'dist_train.sh'),
@@ -217,7 +196,7 @@ def test_dist_train_sh_runs_two_cpu_processes(tmp_path):
         PORT=str(29500 + os.getpid() % 1000),
         OMP_NUM_THREADS='1',
     )
-    log = _log(work_dir)
+    log = read_latest_log(work_dir)
     assert 'Distributed launcher: pytorch' in log
     assert 'Distributed training: True' in log
     ckpt = torch.load(work_dir / 'iter_2.pth', weights_only=True)
@@ -243,7 +222,7 @@ def _launch(tmp_path, launcher, script, args, **env):
     bin_dir.mkdir(exist_ok=True)
     _fake_launcher(bin_dir, launcher)
     out = tmp_path / 'argv.txt'
-    _run(
+    run_tool(
         ['bash', str(TOOLS / script)] + args,
         cwd=tmp_path,
         PATH=f'{bin_dir}{os.pathsep}{os.environ["PATH"]}',

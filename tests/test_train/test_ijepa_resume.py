@@ -1,38 +1,17 @@
 """A killed and resumed I-JEPA run ends where an uninterrupted one does (masks included)."""
 
-from pathlib import Path
-
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
-from mmengine.registry import DefaultScope
-from mmengine.runner import Runner
 from mmpretrain.registry import HOOKS
 
 import pera_mm  # noqa: F401
 from pera_mm.testing import REPO_ROOT
+from pera_mm.testing.resume_run import SimulatedKill, run_training, unique_experiment_name
 from pera_mm.utils import generate_demo_dataset
 
 SMOKE = REPO_ROOT / 'configs/ijepa/ijepa_vit-tiny-p14_1xb4-3iter_demo-56px_cpu-smoke.py'
-
-
-class SimulatedKill(RuntimeError):
-    pass
-
-
-@HOOKS.register_module(force=True)
-class KillIJEPAAfterEpochHook(Hook):
-    """Stops training right after the checkpoint of ``epoch`` is written."""
-
-    priority = 'LOWEST'
-
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def after_train_epoch(self, runner):
-        if runner.epoch + 1 == self.epoch:
-            raise SimulatedKill(f'killed after epoch {self.epoch}')
 
 
 @HOOKS.register_module(force=True)
@@ -67,31 +46,23 @@ def smoke_cfg(data_root, work_dir, extra_hooks=()):
     cfg.log_processor = dict(window_size=1, by_epoch=True)
     cfg.custom_hooks = list(cfg.custom_hooks) + [dict(type='RecordIJEPAMasksHook')]
     cfg.custom_hooks += list(extra_hooks)
-    cfg.experiment_name = f'{Path(work_dir).name}-{len(list(Path(work_dir).parent.iterdir()))}'
+    cfg.experiment_name = unique_experiment_name(work_dir)
     return cfg
-
-
-def run(cfg, resume=False):
-    cfg.resume = resume
-    DefaultScope._instance_dict.clear()
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    return runner
 
 
 def test_killed_then_resumed_run_matches_uninterrupted(tmp_path):
     data = tmp_path / 'tiles'
     generate_demo_dataset(data, num_images=8, size=72, seed=0)
-    full = run(smoke_cfg(data, tmp_path / 'full'))
+    full = run_training(smoke_cfg(data, tmp_path / 'full'))
     assert full.iter == 8 and int(full.model.mask_sampler.calls) == 8
 
     part = tmp_path / 'part'
     part.mkdir()
     with pytest.raises(SimulatedKill):
-        run(smoke_cfg(data, part, [dict(type='KillIJEPAAfterEpochHook', epoch=2)]))
+        run_training(smoke_cfg(data, part, [dict(type='KillAfterEpochHook', epoch=2)]))
     ckpt = torch.load(part / 'epoch_2.pth', weights_only=True)
     assert ckpt['meta']['iter'] == 4 and int(ckpt['state_dict']['mask_sampler.calls']) == 4
-    resumed = run(smoke_cfg(data, part), resume=True)
+    resumed = run_training(smoke_cfg(data, part), resume=True)
     assert resumed.iter == 8 and int(resumed.model.mask_sampler.calls) == 8
 
     masks = RecordIJEPAMasksHook.masks

@@ -1,39 +1,18 @@
 """A killed and resumed LatentMIM run equals an uninterrupted one: the target encoder
 (EMA inside the forward), the schedules and the draws continue exactly."""
 
-from pathlib import Path
-
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
-from mmengine.registry import DefaultScope
-from mmengine.runner import Runner
 from mmpretrain.registry import HOOKS
 
 import pera_mm  # noqa: F401
 from pera_mm.testing import REPO_ROOT
+from pera_mm.testing.resume_run import SimulatedKill, run_training, unique_experiment_name
 from pera_mm.utils import generate_demo_dataset
 
 SMOKE = REPO_ROOT / 'configs/latent_mim/latent_mim_vit-tiny-p16_1xb4-1e_demo-80px_cpu-smoke.py'
-
-
-class SimulatedKill(RuntimeError):
-    pass
-
-
-@HOOKS.register_module(force=True)
-class LatentMIMKillAfterEpochHook(Hook):
-    """Stops training right after the checkpoint of ``epoch`` is written."""
-
-    priority = 'LOWEST'
-
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def after_train_epoch(self, runner):
-        if runner.epoch + 1 == self.epoch:
-            raise SimulatedKill(f'killed after epoch {self.epoch}')
 
 
 @HOOKS.register_module(force=True)
@@ -65,25 +44,17 @@ def smoke_cfg(data_root, work_dir, kill_after=None):
     cfg.param_scheduler[0].end = 2
     cfg.custom_hooks = [*cfg.custom_hooks, dict(type='LatentMIMIterCounterHook')]
     if kill_after:
-        cfg.custom_hooks.append(dict(type='LatentMIMKillAfterEpochHook', epoch=kill_after))
-    cfg.experiment_name = f'{Path(work_dir).name}-{len(list(Path(work_dir).parent.iterdir()))}'
+        cfg.custom_hooks.append(dict(type='KillAfterEpochHook', epoch=kill_after))
+    cfg.experiment_name = unique_experiment_name(work_dir)
     return cfg
 
 
-def run(cfg, resume=False):
-    cfg.resume = resume
-    DefaultScope._instance_dict.clear()
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    return runner
-
-
 def test_killed_then_resumed_run_matches_uninterrupted(tiles, tmp_path):
-    full = run(smoke_cfg(tiles, tmp_path / 'full'))
+    full = run_training(smoke_cfg(tiles, tmp_path / 'full'))
     assert full.iter == 4
     with pytest.raises(SimulatedKill):
-        run(smoke_cfg(tiles, tmp_path / 'cut', kill_after=1))
-    resumed = run(smoke_cfg(tiles, tmp_path / 'cut'), resume=True)
+        run_training(smoke_cfg(tiles, tmp_path / 'cut', kill_after=1))
+    resumed = run_training(smoke_cfg(tiles, tmp_path / 'cut'), resume=True)
     assert resumed.iter == 4
     # full run: iterations 0-3; killed run: 0-1; the resumed run trains only 2-3
     assert LatentMIMIterCounterHook.runs[-3:] == [[0, 1, 2, 3], [0, 1], [2, 3]]

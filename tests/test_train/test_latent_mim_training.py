@@ -2,12 +2,12 @@
 finite losses and the reference schedules; a crop size that is not a multiple of
 patch + gap stops with one line."""
 
-import json
 from pathlib import Path
 
 import pytest
 
 from pera_mm.testing import REPO_ROOT
+from pera_mm.testing.tool_runs import read_scalars
 from pera_mm.utils import generate_demo_dataset
 from pera_mm.utils.cli import PeraCliErrors
 
@@ -31,9 +31,7 @@ def train(load_script, work_dir: Path, data_root: Path, *options):
 def test_smoke_config_trains_three_iterations(tiles, tmp_path, load_script, monkeypatch):
     monkeypatch.chdir(tmp_path)
     train(load_script, tmp_path / 'w', tiles)
-    (log,) = (tmp_path / 'w').glob('*/vis_data/scalars.json')
-    rows = [json.loads(line) for line in log.read_text().splitlines()]
-    rows = [r for r in rows if 'loss' in r]
+    rows = [r for r in read_scalars(tmp_path / 'w') if 'loss' in r]
     assert [r['iter'] for r in rows] == [1, 2, 3]
     for r in rows:
         for key in ('loss', 'loss_infonce', 'loss_sim_pred', 'loss_sim_vis'):

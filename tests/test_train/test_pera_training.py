@@ -1,38 +1,17 @@
 """End-to-end PerA training through MMEngine's Runner on generated demo tiles."""
 
-from pathlib import Path
-
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
-from mmengine.registry import DefaultScope
-from mmengine.runner import Runner
 from mmpretrain.registry import HOOKS
 
 import pera_mm  # noqa: F401
 from pera_mm.testing import REPO_ROOT
+from pera_mm.testing.resume_run import SimulatedKill, run_training, unique_experiment_name
 from pera_mm.utils import generate_demo_dataset
 
 DEMO = REPO_ROOT / 'configs/pera/pera_vit-tiny-p16_1xb32-20e_demo-96px.py'
-
-
-class SimulatedKill(RuntimeError):
-    pass
-
-
-@HOOKS.register_module(force=True)
-class KillAfterEpochHook(Hook):
-    """Stops training right after the checkpoint of ``epoch`` is written."""
-
-    priority = 'LOWEST'
-
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def after_train_epoch(self, runner):
-        if runner.epoch + 1 == self.epoch:
-            raise SimulatedKill(f'killed after epoch {self.epoch}')
 
 
 @pytest.fixture(scope='module')
@@ -56,16 +35,8 @@ def demo_cfg(data_root, work_dir, extra_hooks=()):
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1)
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
     cfg.custom_hooks = list(cfg.custom_hooks) + list(extra_hooks)
-    cfg.experiment_name = f'{Path(work_dir).name}-{len(list(Path(work_dir).parent.iterdir()))}'
+    cfg.experiment_name = unique_experiment_name(work_dir)
     return cfg
-
-
-def run(cfg, resume=False):
-    cfg.resume = resume
-    DefaultScope._instance_dict.clear()
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    return runner
 
 
 def teacher_state(runner):
@@ -84,7 +55,7 @@ def uninterrupted(demo_root, tmp_path_factory):
             initial.update({k: v.clone() for k, v in runner.model.state_dict().items()})
 
     cfg.custom_hooks.append(dict(type='RecordInitialModel'))
-    runner = run(cfg)
+    runner = run_training(cfg)
     hub = runner.message_hub
     return dict(runner=runner, initial=initial, losses=list(hub.get_scalar('train/loss').data[0]))
 
@@ -129,12 +100,12 @@ def test_twenty_iterations_lower_the_loss_and_move_the_teacher(uninterrupted):
 def test_killed_then_resumed_run_matches_uninterrupted(uninterrupted, demo_root, tmp_path):
     cfg = demo_cfg(demo_root, tmp_path, extra_hooks=[dict(type='KillAfterEpochHook', epoch=2)])
     with pytest.raises(SimulatedKill):
-        run(cfg)
+        run_training(cfg)
     assert (tmp_path / 'epoch_2.pth').exists()
     ckpt = torch.load(tmp_path / 'epoch_2.pth', weights_only=True)  # our compat allow-list
     assert ckpt['meta']['iter'] == 10
 
-    resumed = run(demo_cfg(demo_root, tmp_path), resume=True)
+    resumed = run_training(demo_cfg(demo_root, tmp_path), resume=True)
     assert resumed.iter == 20
     expected = teacher_state(uninterrupted['runner'])
     got = teacher_state(resumed)

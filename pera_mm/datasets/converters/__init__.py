@@ -2,6 +2,7 @@
 """Dataset preparation: official archives -> MMSeg folder layouts (tools/dataset_converters)."""
 
 from .archive_source import ArchiveSource, decode_image, image_size
+from .isprs_cli import isprs_arg_parser, run_isprs_converter
 from .isprs_conversion import (
     DEFAULT_LABEL_VARIANT,
     POTSDAM,
@@ -22,6 +23,8 @@ __all__ = [
     'VAIHINGEN',
     'DEFAULT_LABEL_VARIANT',
     'convert_isprs',
+    'isprs_arg_parser',
+    'run_isprs_converter',
     'ISPRS_PALETTE',
     'isprs_colour_to_index',
     'isprs_index_to_colour',

@@ -3,14 +3,14 @@
 
 import math
 
-from mmengine.optim.scheduler.param_scheduler import INF, _ParamScheduler
 from mmpretrain.registry import PARAM_SCHEDULERS
 
 from ...utils.errors import PeraConfigError
+from .warmup_cosine_base import WarmupCosineSchedulerBase
 
 
 @PARAM_SCHEDULERS.register_module()
-class IJEPAWarmupCosineParamScheduler(_ParamScheduler):
+class IJEPAWarmupCosineParamScheduler(WarmupCosineSchedulerBase):
     """Linear warm-up from ``start_value``, then a cosine to ``final_value`` (I-JEPA).
 
     The reference steps its schedulers at the START of every iteration, so
@@ -36,76 +36,20 @@ class IJEPAWarmupCosineParamScheduler(_ParamScheduler):
         warmup (int | float): warm-up length. Defaults to 0 (none).
         start_value (float, optional): value the warm-up starts from; needed when
             ``warmup > 0``.
-        begin (int): step at which the schedule starts.
-        end (int): step at which the cosine ends; required (the runner fills in the
-            training length when it is not stated).
-        last_step (int): the step of the last update (-1 before training).
-        by_epoch (bool): whether the lengths are epochs (True) or iterations.
-        verbose (bool): print the value at each update.
+        **kwargs: ``begin``, ``end`` (the step at which the cosine ends; required, the
+            runner fills in the training length when it is not stated), ``last_step``,
+            ``by_epoch``, ``verbose``, as in :class:`WarmupCosineSchedulerBase`.
     """
 
-    def __init__(
-        self,
-        optimizer,
-        param_name,
-        final_value,
-        warmup=0,
-        start_value=None,
-        begin=0,
-        end=INF,
-        last_step=-1,
-        by_epoch=True,
-        verbose=False,
-    ):
-        name = type(self).__name__
-        if end == INF:
-            raise PeraConfigError(f'{name}: end must be set (the cosine length)')
-        if not 0 <= warmup < end - begin:
-            raise PeraConfigError(f'{name}: warmup must be in [0, {end - begin}), got {warmup}')
-        if warmup > 0 and start_value is None:
-            raise PeraConfigError(f'{name}: a warm-up needs start_value (the first value)')
-        self.final_value, self.warmup, self.start_value = final_value, warmup, start_value
-        super().__init__(
-            optimizer,
-            param_name,
-            begin=begin,
-            end=end,
-            last_step=last_step,
-            by_epoch=by_epoch,
-            verbose=verbose,
-        )
+    def __init__(self, optimizer, param_name, final_value, warmup=0, start_value=None, **kwargs):
+        self.final_value, self.start_value = final_value, start_value
+        super().__init__(optimizer, param_name, warmup=warmup, **kwargs)
 
-    @classmethod
-    def build_iter_from_epoch(
-        cls, *args, warmup=0, begin=0, end=INF, by_epoch=True, epoch_length=None, **kwargs
-    ):
-        """Build the scheduler from epoch-based ``warmup``/``begin``/``end``.
-
-        Args:
-            *args: positional arguments of the constructor.
-            warmup (int | float): warm-up length in epochs.
-            begin (int | float): first epoch of the schedule.
-            end (int | float): last epoch (exclusive) of the cosine; must be set.
-            by_epoch (bool): must be True (the given lengths are in epochs).
-            epoch_length (int): iterations per epoch.
-            **kwargs: keyword arguments of the constructor.
-
-        Returns:
-            IJEPAWarmupCosineParamScheduler: the same schedule counted in iterations.
-        """
-        if not by_epoch or not epoch_length:
+    def _check_args(self):
+        if self.warmup > 0 and self.start_value is None:
             raise PeraConfigError(
-                f'{cls.__name__}: converting to iterations needs by_epoch=True and the epoch length'
+                f'{type(self).__name__}: a warm-up needs start_value (the first value)'
             )
-        end = end if end == INF else int(end * epoch_length)
-        return cls(
-            *args,
-            warmup=int(warmup * epoch_length),
-            begin=int(begin * epoch_length),
-            end=end,
-            by_epoch=False,
-            **kwargs,
-        )
 
     def value_at(self, step: int, base: float) -> float:
         """Value used at ``step`` steps after ``begin`` (the reference's step ``step + 1``).
@@ -129,6 +73,3 @@ class IJEPAWarmupCosineParamScheduler(_ParamScheduler):
         if self.final_value <= base:
             return max(self.final_value, value)
         return min(self.final_value, value)
-
-    def _get_value(self):
-        return [self.value_at(self.last_step, base) for base in self.base_values]

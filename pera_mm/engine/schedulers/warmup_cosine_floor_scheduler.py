@@ -3,14 +3,14 @@
 
 import math
 
-from mmengine.optim.scheduler.param_scheduler import INF, _ParamScheduler
 from mmpretrain.registry import PARAM_SCHEDULERS
 
 from ...utils.errors import PeraConfigError
+from .warmup_cosine_base import WarmupCosineSchedulerBase
 
 
 @PARAM_SCHEDULERS.register_module()
-class WarmupCosineFloorParamScheduler(_ParamScheduler):
+class WarmupCosineFloorParamScheduler(WarmupCosineSchedulerBase):
     """The ``adjust_learning_rate`` of the MAE / LatentMIM code, in closed form.
 
     With ``floor = floor_factor * base``, ``W = warmup`` and ``T = end - begin``
@@ -30,74 +30,20 @@ class WarmupCosineFloorParamScheduler(_ParamScheduler):
         param_name (str): 'lr', 'weight_decay', ...
         floor_factor (float): floor / base, in [0, 1].
         warmup (int | float): warm-up length in the scheduler's unit.
-        begin (int): step at which the schedule starts.
-        end (int): step at which the cosine reaches the floor; required.
-        last_step (int): the step of the last update (-1 before training).
-        by_epoch (bool): whether the steps are epochs (True) or iterations.
-        verbose (bool): print the value at each update.
+        **kwargs: ``begin``, ``end`` (the step at which the cosine reaches the floor;
+            required), ``last_step``, ``by_epoch``, ``verbose``, as in
+            :class:`WarmupCosineSchedulerBase`.
     """
 
-    def __init__(
-        self,
-        optimizer,
-        param_name,
-        floor_factor=0.0,
-        warmup=0,
-        begin=0,
-        end=INF,
-        last_step=-1,
-        by_epoch=True,
-        verbose=False,
-    ):
-        name = type(self).__name__
-        if end == INF:
-            raise PeraConfigError(f'{name}: end must be set (the cosine length)')
-        if not 0 <= warmup < end - begin:
-            raise PeraConfigError(f'{name}: warmup must be in [0, {end - begin}), got {warmup}')
-        if not 0 <= floor_factor <= 1:
-            raise PeraConfigError(f'{name}: floor_factor must be in [0, 1], got {floor_factor}')
-        self.floor_factor, self.warmup = floor_factor, warmup
-        super().__init__(
-            optimizer,
-            param_name,
-            begin=begin,
-            end=end,
-            last_step=last_step,
-            by_epoch=by_epoch,
-            verbose=verbose,
-        )
+    def __init__(self, optimizer, param_name, floor_factor=0.0, warmup=0, **kwargs):
+        self.floor_factor = floor_factor
+        super().__init__(optimizer, param_name, warmup=warmup, **kwargs)
 
-    @classmethod
-    def build_iter_from_epoch(
-        cls, *args, warmup=0, begin=0, end=INF, by_epoch=True, epoch_length=None, **kwargs
-    ):
-        """Build the scheduler from epoch-based ``warmup``/``begin``/``end``.
-
-        Args:
-            *args: positional arguments of the constructor.
-            warmup (int | float): warm-up length in epochs.
-            begin (int | float): first epoch of the schedule.
-            end (int | float): last epoch (exclusive) of the cosine; must be set.
-            by_epoch (bool): must be True (the given lengths are in epochs).
-            epoch_length (int): iterations per epoch.
-            **kwargs: keyword arguments of the constructor.
-
-        Returns:
-            WarmupCosineFloorParamScheduler: the same schedule counted in iterations.
-        """
-        if not by_epoch or not epoch_length:
+    def _check_args(self):
+        if not 0 <= self.floor_factor <= 1:
             raise PeraConfigError(
-                f'{cls.__name__}: converting to iterations needs by_epoch=True and the epoch length'
+                f'{type(self).__name__}: floor_factor must be in [0, 1], got {self.floor_factor}'
             )
-        end = end if end == INF else int(end * epoch_length)
-        return cls(
-            *args,
-            warmup=int(warmup * epoch_length),
-            begin=int(begin * epoch_length),
-            end=end,
-            by_epoch=False,
-            **kwargs,
-        )
 
     def value_at(self, step, base):
         """Value ``step`` steps after ``begin`` for a group whose base value is ``base``.
@@ -114,6 +60,3 @@ class WarmupCosineFloorParamScheduler(_ParamScheduler):
             return floor + (base - floor) * step / self.warmup
         t = (step - self.warmup) / (self.end - self.begin - self.warmup)
         return floor + (base - floor) * 0.5 * (1.0 + math.cos(math.pi * t))
-
-    def _get_value(self):
-        return [self.value_at(self.last_step, base) for base in self.base_values]

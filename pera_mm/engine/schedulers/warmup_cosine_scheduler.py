@@ -1,13 +1,12 @@
 import math
 
-from mmengine.optim.scheduler.param_scheduler import INF, _ParamScheduler
 from mmpretrain.registry import PARAM_SCHEDULERS
 
-from ...utils.errors import PeraConfigError
+from .warmup_cosine_base import WarmupCosineSchedulerBase
 
 
 @PARAM_SCHEDULERS.register_module()
-class WarmupCosineParamScheduler(_ParamScheduler):
+class WarmupCosineParamScheduler(WarmupCosineSchedulerBase):
     """Linear warm-up to the optimizer's base value, then a cosine to ``final_value``.
 
     Closed form, so the value at any step is exact (and exact after a resume):
@@ -26,75 +25,14 @@ class WarmupCosineParamScheduler(_ParamScheduler):
         final_value (float): value reached at ``end``.
         warmup (int | float): warm-up length in the scheduler's unit.
         start_factor (float): warm-up starts at ``start_factor * base``.
-        begin (int): step at which the schedule starts.
-        end (int): step at which the cosine reaches ``final_value``; required.
-        last_step (int): the step of the last update (-1 before training).
-        by_epoch (bool): whether the steps are epochs (True) or iterations.
-        verbose (bool): print the value at each update.
+        **kwargs: ``begin``, ``end`` (the step at which the cosine reaches
+            ``final_value``; required), ``last_step``, ``by_epoch``, ``verbose``, as in
+            :class:`WarmupCosineSchedulerBase`.
     """
 
-    def __init__(
-        self,
-        optimizer,
-        param_name,
-        final_value,
-        warmup=0,
-        start_factor=0.0,
-        begin=0,
-        end=INF,
-        last_step=-1,
-        by_epoch=True,
-        verbose=False,
-    ):
-        if end == INF:
-            raise PeraConfigError('WarmupCosineParamScheduler: end must be set (the cosine length)')
-        if not 0 <= warmup < end - begin:
-            raise PeraConfigError(
-                f'WarmupCosineParamScheduler: warmup must be in [0, {end - begin}), got {warmup}'
-            )
-        self.final_value, self.warmup, self.start_factor = final_value, warmup, start_factor
-        super().__init__(
-            optimizer,
-            param_name,
-            begin=begin,
-            end=end,
-            last_step=last_step,
-            by_epoch=by_epoch,
-            verbose=verbose,
-        )
-
-    @classmethod
-    def build_iter_from_epoch(
-        cls, *args, warmup=0, begin=0, end=INF, by_epoch=True, epoch_length=None, **kwargs
-    ):
-        """Build the scheduler from epoch-based ``warmup``/``begin``/``end``.
-
-        Args:
-            *args: positional arguments of the constructor.
-            warmup (int | float): warm-up length in epochs.
-            begin (int | float): first epoch of the schedule.
-            end (int | float): last epoch (exclusive) of the cosine; must be set.
-            by_epoch (bool): must be True (the given lengths are in epochs).
-            epoch_length (int): iterations per epoch.
-            **kwargs: keyword arguments of the constructor.
-
-        Returns:
-            WarmupCosineParamScheduler: the same schedule counted in iterations.
-        """
-        if not by_epoch or not epoch_length:
-            raise PeraConfigError(
-                'WarmupCosineParamScheduler: converting to iterations needs '
-                'by_epoch=True and the epoch length'
-            )
-        end = end if end == INF else int(end * epoch_length)
-        return cls(
-            *args,
-            warmup=int(warmup * epoch_length),
-            begin=int(begin * epoch_length),
-            end=end,
-            by_epoch=False,
-            **kwargs,
-        )
+    def __init__(self, optimizer, param_name, final_value, warmup=0, start_factor=0.0, **kwargs):
+        self.final_value, self.start_factor = final_value, start_factor
+        super().__init__(optimizer, param_name, warmup=warmup, **kwargs)
 
     def value_at(self, step, base):
         """Value ``step`` steps after ``begin`` for a parameter whose base value is ``base``.
@@ -112,6 +50,3 @@ class WarmupCosineParamScheduler(_ParamScheduler):
             return start + (base - start) * step / max(self.warmup - 1, 1)
         t = (step - self.warmup) / (total - self.warmup)
         return self.final_value + (base - self.final_value) * (1 + math.cos(math.pi * t)) / 2
-
-    def _get_value(self):
-        return [self.value_at(self.last_step, base) for base in self.base_values]

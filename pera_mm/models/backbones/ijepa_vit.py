@@ -1,6 +1,7 @@
 # Copyright (c) pera-mm contributors. All rights reserved.
 """The I-JEPA context / target encoder: a ViT without cls token, with fixed sin-cos positions."""
 
+from functools import partial
 from typing import Union
 
 import torch
@@ -13,6 +14,7 @@ from ...structures import gather_tokens
 from ...utils.errors import PeraConfigError
 from ..utils import Block, sincos_pos_embed_2d, sincos_pos_embed_for_grid
 from ..utils.pos_embed import SINCOS_GRID_MODES
+from ..utils.weight_init import init_linear_and_norm_layers
 from .pera_vit import vit_layer_depth
 
 
@@ -148,14 +150,9 @@ class IJEPAViT(BaseModule):
         super().init_weights()
         if self.init_cfg is not None and self.init_cfg.get('type') == 'Pretrained':
             return
-        for m in self.modules():
-            if isinstance(m, (nn.Linear, nn.Conv2d)):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_linear_and_norm_layers(
+            self, partial(nn.init.trunc_normal_, std=0.02), linear_types=(nn.Linear, nn.Conv2d)
+        )
         with torch.no_grad():
             self.pos_embed.copy_(sincos_pos_embed_2d(self.grid_size, self.embed_dims))
 

@@ -12,6 +12,7 @@ from ...utils.errors import PeraConfigError, PeraDataError
 from ..utils.grid_sincos_pos_embed import grid_sincos_pos_embed
 from ..utils.normed_mlp_projector import NormedMLPProjector
 from ..utils.transformer_block import Block
+from ..utils.weight_init import init_linear_and_norm_layers
 
 OUT_TYPES = ('cls_token', 'featmap', 'avg_featmap', 'raw')
 
@@ -156,14 +157,7 @@ class LatentMIMViT(BaseModule):
         cfg = dict(self.init_cfg or {})
         if cfg and cfg.get('type') != 'Pretrained':
             return super().init_weights()
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.xavier_uniform_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_linear_and_norm_layers(self, nn.init.xavier_uniform_)
         nn.init.normal_(self.cls_token, std=0.02)
         if cfg:
             if 'checkpoint' not in cfg:

@@ -1,3 +1,4 @@
+from functools import partial
 from typing import Optional, Sequence, Union
 
 import torch
@@ -9,6 +10,7 @@ from torch.utils.checkpoint import checkpoint
 from ...structures import gather_tokens
 from ...utils.errors import PeraConfigError
 from ..utils import Block, infer_square_grid, resize_pos_embed
+from ..utils.weight_init import init_linear_and_norm_layers
 
 
 def check_frozen_stages(frozen_stages, num_layers: int, owner: str) -> int:
@@ -246,14 +248,7 @@ class PerAViT(BaseModule):
         super().init_weights()
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.normal_(self.cls_token, std=1e-6)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_linear_and_norm_layers(self, partial(nn.init.trunc_normal_, std=0.02))
         w = self.patch_embed.proj.weight
         nn.init.trunc_normal_(w.view(w.shape[0], -1), std=0.02)
 

@@ -13,6 +13,7 @@ from ..utils.attention import Attention
 from ..utils.cross_attention import CrossAttention
 from ..utils.grid_sincos_pos_embed import grid_sincos_pos_embed
 from ..utils.transformer_block import Mlp
+from ..utils.weight_init import init_linear_and_norm_layers
 
 
 class CrossDecoderBlock(nn.Module):
@@ -99,14 +100,7 @@ class LatentMIMDecoder(BaseModule):
         """The reference init, or the ``init_cfg``."""
         if self.init_cfg:
             return super().init_weights()
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.xavier_uniform_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_linear_and_norm_layers(self, nn.init.xavier_uniform_)
         nn.init.normal_(self.cls_token, std=0.02)
         nn.init.zeros_(self.mask_token)
 

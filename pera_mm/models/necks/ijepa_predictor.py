@@ -1,6 +1,7 @@
 # Copyright (c) pera-mm contributors. All rights reserved.
 """The I-JEPA predictor: a narrow ViT that predicts target-block features from the context."""
 
+from functools import partial
 from typing import Sequence
 
 import torch
@@ -12,6 +13,7 @@ from ...structures import gather_tokens
 from ...utils.errors import PeraConfigError, PeraDataError
 from ..utils import Block, sincos_pos_embed_2d, sincos_pos_embed_for_grid
 from ..utils.pos_embed import SINCOS_GRID_MODES
+from ..utils.weight_init import init_linear_and_norm_layers
 
 
 @MODELS.register_module()
@@ -93,14 +95,7 @@ class IJEPAPredictor(BaseModule):
         super().init_weights()
         if self.init_cfg is not None and self.init_cfg.get('type') == 'Pretrained':
             return
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_linear_and_norm_layers(self, partial(nn.init.trunc_normal_, std=0.02))
         nn.init.trunc_normal_(self.mask_token, std=0.02)
         with torch.no_grad():
             self.pos_embed.copy_(sincos_pos_embed_2d(self.grid_size, self.embed_dims))

@@ -1,0 +1,69 @@
+# Copyright (c) pera-mm contributors. All rights reserved.
+"""What the end-to-end tests pass to ``tools/train.py``/``tools/test.py`` and read back."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import List
+
+#: the dataloaders of a train + val + test config
+LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+
+
+def data_root_options(data_root, checkpoint=None, loaders=LOADERS) -> List[str]:
+    """``--cfg-options`` entries pointing ``loaders`` at ``data_root`` (and the backbone init).
+
+    Args:
+        data_root (str | Path): dataset root of every loader in ``loaders``.
+        checkpoint (str | Path, optional): PerA checkpoint for
+            ``model.backbone.init_cfg.checkpoint``; left out when None.
+        loaders (Sequence[str]): the dataloader fields to set.
+
+    Returns:
+        list[str]: ``key=value`` strings for ``--cfg-options``.
+    """
+    opts = [] if checkpoint is None else [f'model.backbone.init_cfg.checkpoint={checkpoint}']
+    return opts + [f'{loader}.dataset.data_root={data_root}' for loader in loaders]
+
+
+def read_scalars(work_dir) -> List[dict]:
+    """The rows of the one run's ``<work_dir>/<timestamp>/vis_data/scalars.json``.
+
+    Args:
+        work_dir (str | Path): the ``--work-dir`` of exactly one run.
+
+    Returns:
+        list[dict]: one dict per logged step (train rows carry ``loss``, val rows metrics).
+    """
+    (path,) = Path(work_dir).glob('*/vis_data/scalars.json')
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def run_tool(args, cwd, **env) -> subprocess.CompletedProcess:
+    """Run ``args`` in a subprocess and assert it exits 0 (its output tail is the message).
+
+    The child gets this process's environment without ``LOCAL_RANK`` (so a tool
+    never believes it is one rank of a launcher), updated with ``env``.
+
+    Args:
+        args (list[str]): the command, e.g. ``[sys.executable, 'tools/train.py', cfg]``.
+        cwd (str | Path): working directory.
+        **env: environment variables to set, e.g. ``OMP_NUM_THREADS='1'``.
+
+    Returns:
+        subprocess.CompletedProcess: with ``stdout`` and ``stderr`` as text.
+    """
+    child_env = dict(os.environ)
+    child_env.pop('LOCAL_RANK', None)
+    child_env.update(env)
+    proc = subprocess.run(args, cwd=cwd, env=child_env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def read_latest_log(work_dir) -> str:
+    """The text of the newest ``<work_dir>/<timestamp>/<timestamp>.log``."""
+    logs = sorted(Path(work_dir).glob('*/*.log'))
+    assert logs, f'no log in {work_dir}'
+    return logs[-1].read_text()

@@ -76,7 +76,7 @@ class SceneClassificationDataset(CustomDataset):
             line = line.strip()
             if not line:
                 continue
-            parts = line.rsplit(' ', 1)
+            parts = line.rsplit(None, 1)  # space or tab before the label
             if len(parts) != 2 or not parts[1].lstrip('-').isdigit():
                 raise PeraDataError(
                     f'{self.ann_file}:{lineno}: expected "relative/path label", got {line!r}'

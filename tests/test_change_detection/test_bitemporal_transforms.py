@@ -187,3 +187,14 @@ def test_real_levir_pair_through_the_train_pipeline(shared_path):
     np.testing.assert_array_equal(out['img'][..., 3:], _replay(b, flips, 0, box, (64, 64), False))
     np.testing.assert_array_equal(out['gt_seg_map'], _replay(label, flips, 0, box, (64, 64), True))
     assert out['gt_seg_map'].any()  # this crop has changed pixels
+
+
+def test_corrupt_geotiff_is_one_line_error_naming_file(tmp_path):
+    pytest.importorskip('rasterio')
+    from pera_mm.datasets.transforms.bitemporal_loading import read_raster
+
+    bad = tmp_path / 'date_a.tif'
+    bad.write_bytes(b'not a tiff' * 20)
+    with pytest.raises(PeraDataError, match='date_a.tif') as err:
+        read_raster(str(bad))
+    assert '\n' not in str(err.value)

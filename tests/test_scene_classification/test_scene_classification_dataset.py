@@ -109,3 +109,16 @@ def test_bad_annotation_files(scenes):
         )
     with pytest.raises(PeraConfigError, match='ann_file is required'):
         SceneClassificationDataset(ann_file='', classes=['a'])
+
+
+def test_tab_separated_annotation_lines(scenes):
+    spaced = (scenes / 'meta/split-50-50_seed0_train.txt').read_text().splitlines()
+    tabbed = scenes / 'meta/tabbed.txt'
+    tabbed.write_text(''.join(line.replace(' ', '\t') + '\n' for line in spaced))
+    a, b = _dataset(scenes), _dataset(scenes, 'meta/tabbed.txt')
+    assert [a.get_data_info(i)['gt_label'] for i in range(len(a))] == [
+        b.get_data_info(i)['gt_label'] for i in range(len(b))
+    ]
+    assert [a.get_data_info(i)['img_path'] for i in range(len(a))] == [
+        b.get_data_info(i)['img_path'] for i in range(len(b))
+    ]

@@ -23,8 +23,11 @@ def _read_geotiff(path: str) -> np.ndarray:
     except ImportError:
         rasterio = None
     if rasterio is not None:
-        with rasterio.open(path) as src:
-            return np.moveaxis(src.read(), 0, -1)
+        try:
+            with rasterio.open(path) as src:
+                return np.moveaxis(src.read(), 0, -1)
+        except (rasterio.errors.RasterioError, OSError) as err:
+            raise PeraDataError(f'cannot read the image {path} (rasterio: {err})') from err
     array = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if array is None:
         raise PeraDataError(f'cannot read the image {path} (cv2 could not decode it)')

@@ -124,10 +124,24 @@ def read_checkpoint_file(path: str) -> Dict[str, torch.Tensor]:
             return unwrap_state_dict(obj if isinstance(obj, dict) else {}, path)
         except CheckpointConvertError as e:
             raise PeraDataError(str(e)) from None
+    obj = load_checkpoint_dict(path)
+    try:
+        return unwrap_state_dict(obj, path)
+    except CheckpointConvertError as e:
+        raise PeraDataError(str(e)) from None
+
+
+def load_checkpoint_dict(path: str) -> dict:
+    """A local weights-only torch checkpoint as the dict it holds.
+
+    Raises:
+        PeraFileNotFoundError: the file does not exist.
+        PeraDataError: it cannot be read as a weights-only dict checkpoint.
+    """
     if not osp.isfile(path):
         raise PeraFileNotFoundError(f'{path}: no such checkpoint file')
     try:
-        return unwrap_state_dict(load_weights_file(path), path)
+        return load_weights_file(path)
     except CheckpointConvertError as e:
         raise PeraDataError(str(e)) from None
 

@@ -8,6 +8,7 @@ from typing import Dict, Mapping, Union
 import torch
 from mmengine.logging import MMLogger
 
+from .backbone_checkpoint import load_checkpoint_dict
 from .errors import PeraDataError, PeraFileNotFoundError
 
 #: the reference's three state dicts and where each goes in ``IJEPA``
@@ -79,7 +80,7 @@ def load_ijepa_checkpoint(model: torch.nn.Module, source: Union[str, Mapping]) -
     if isinstance(source, str):
         if not osp.isfile(source):
             raise PeraFileNotFoundError(f'I-JEPA checkpoint not found: {source}')
-        source = torch.load(source, map_location='cpu', weights_only=True)
+        source = load_checkpoint_dict(source)
     state = convert_ijepa_checkpoint(source)
     result = model.load_state_dict(state, strict=False)
     report = dict(missing=list(result.missing_keys), unexpected=list(result.unexpected_keys))

@@ -8,6 +8,7 @@ from typing import Dict, Mapping, Union
 import torch
 from mmengine.logging import MMLogger
 
+from .backbone_checkpoint import load_checkpoint_dict
 from .checkpoint_convert import unwrap_state_dict
 from .errors import PeraDataError, PeraFileNotFoundError
 
@@ -71,7 +72,7 @@ def _read(source: Union[str, Mapping]):
         return source, '<checkpoint>'
     if not osp.isfile(source):
         raise PeraFileNotFoundError(f'LatentMIM checkpoint not found: {source}')
-    return torch.load(source, map_location='cpu', weights_only=True), source
+    return load_checkpoint_dict(source), source
 
 
 def load_latent_mim_checkpoint(model: torch.nn.Module, source: Union[str, Mapping]) -> Dict:

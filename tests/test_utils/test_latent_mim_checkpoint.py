@@ -101,3 +101,15 @@ def test_bad_checkpoints_are_one_line_errors(tmp_path):
         MODELS.build(
             dict(vit, init_cfg=dict(type='Pretrained', checkpoint=str(partial)))
         ).init_weights()
+
+
+@pytest.mark.parametrize('loader', ['latent_mim', 'ijepa'])
+def test_a_file_that_is_not_a_checkpoint_is_one_line_naming_it(tmp_path, loader):
+    from pera_mm.utils.ijepa_checkpoint import load_ijepa_checkpoint
+
+    load = dict(latent_mim=load_latent_mim_checkpoint, ijepa=load_ijepa_checkpoint)[loader]
+    bad = tmp_path / 'released.pth.tar'
+    bad.write_bytes(b'this is not a torch file' * 8)
+    with pytest.raises(PeraDataError, match='released.pth.tar') as err:
+        load(torch.nn.Linear(2, 2), str(bad))
+    assert '\n' not in str(err.value)

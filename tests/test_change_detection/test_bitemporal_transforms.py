@@ -19,7 +19,7 @@ from pera_mm.datasets.transforms import (
     LoadBitemporalImagesFromFile,
     LoadChangeLabelFromFile,
 )
-from pera_mm.utils.errors import PeraDataError
+from pera_mm.utils.errors import PeraConfigError, PeraDataError
 
 
 def _write(path, array):
@@ -198,3 +198,15 @@ def test_corrupt_geotiff_is_one_line_error_naming_file(tmp_path):
     with pytest.raises(PeraDataError, match='date_a.tif') as err:
         read_raster(str(bad))
     assert '\n' not in str(err.value)
+
+
+@pytest.mark.parametrize('dtype,bands', [(np.uint16, 3), (np.uint8, 4)])
+def test_colour_transforms_reject_non_8bit_rgb_before_any_draw(dtype, bands):
+    from pera_mm.datasets.transforms import BitemporalGaussianBlur
+
+    img = np.zeros((8, 8, 2 * bands), dtype)
+    # prob=0 draws nothing, and the sample is still rejected
+    for t in (BitemporalColorJitter(prob=0.0), BitemporalGaussianBlur(prob=0.0)):
+        with pytest.raises(PeraConfigError, match='8-bit 3-band') as err:
+            t(dict(img=img.copy()))
+        assert '\n' not in str(err.value)

@@ -19,6 +19,20 @@ def _factor_range(name: str, value: float) -> Tuple[float, float]:
     return max(0.0, 1.0 - value), 1.0 + value
 
 
+def check_8bit_rgb(transform, date: np.ndarray) -> None:
+    """Colour transforms work in 8-bit RGB; anything else is the config's error.
+
+    Checked on every sample, before any random draw, so that a wrong pipeline
+    fails on the first sample rather than on the first jittered one.
+    """
+    if date.dtype != np.uint8 or date.ndim != 3 or date.shape[2] != 3:
+        bands = date.shape[2] if date.ndim == 3 else 1
+        raise PeraConfigError(
+            f'{type(transform).__name__}: needs 8-bit 3-band (RGB) dates, got {date.dtype} '
+            f'with {bands} bands (drop it from the pipeline of multi-band or non-8-bit data)'
+        )
+
+
 @TRANSFORMS.register_module()
 class BitemporalColorJitter(BaseTransform):
     """Random brightness, contrast and saturation of 8-bit RGB dates.
@@ -65,21 +79,18 @@ class BitemporalColorJitter(BaseTransform):
     def _jitter(date: np.ndarray, factors: Optional[dict]) -> np.ndarray:
         if factors is None:
             return date
-        if date.shape[2] != 3:
-            raise PeraConfigError(
-                f'BitemporalColorJitter: needs 3-band (RGB) dates, got {date.shape[2]} bands'
-            )
         x = date.astype(np.float32) * factors['brightness']
         x = np.clip(x, 0, 255)
         grey = x @ np.array([0.299, 0.587, 0.114], np.float32)
         x = np.clip((x - grey.mean()) * factors['contrast'] + grey.mean(), 0, 255)
         grey = (x @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
         x = np.clip((x - grey) * factors['saturation'] + grey, 0, 255)
-        return x.round().astype(date.dtype) if date.dtype == np.uint8 else x
+        return x.round().astype(np.uint8)
 
     def transform(self, results: dict) -> dict:
         """Jitter each date (or both with one draw)."""
         date_a, date_b = split_dates(results['img'])
+        check_8bit_rgb(self, date_a)
         draw_a = self._draw()
         draw_b = self._draw() if self.per_date else draw_a
         results['img'] = np.concatenate(
@@ -125,6 +136,7 @@ class BitemporalGaussianBlur(BaseTransform):
 
     def transform(self, results: dict) -> dict:
         """Blur the dates (same radius unless ``per_date``)."""
+        check_8bit_rgb(self, split_dates(results['img'])[0])
         if random.random() >= self.prob:
             results['bitemporal_blur_radii'] = (None, None)
             return results

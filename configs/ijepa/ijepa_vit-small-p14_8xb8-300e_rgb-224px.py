@@ -1,7 +1,9 @@
-"""I-JEPA ViT-S/14 on RGB tiles, the paper's settings (method.md section 2).
+"""I-JEPA ViT-S/14 on RGB tiles.
 
-Predictor depth 12 at width 384, lr 1e-3 (warm-up from 2e-4 over 40 epochs, cosine to
-1e-6), batch 64 (8 GPUs x 8), weight decay 0.04 -> 0.4, 300 epochs, EMA 0.996 -> 1.0.
+The paper's settings (method.md section 2): predictor depth 12 at width 384, lr 1e-3 with
+cosine decay, batch 64 (8 GPUs x 8), weight decay 0.04, 300 epochs. The I-JEPA reference's
+own schedule shapes, which method.md does not give: warm-up from 2e-4 over 40 epochs, cosine
+to 1e-6, weight decay rising 0.04 -> 0.4 on the decayed groups, EMA 0.996 -> 1.0 (linear).
 """
 
 _base_ = [

@@ -172,7 +172,7 @@ def test_configs_use_the_heads_they_claim():
     assert heads['bit_pera-vit-adapter-base-p16_opencd-siam_1xb8-500e_levir-cd-512x512.py'] == (
         'mmseg.BITHead'
     )
-    opencd_head = 'opencd-bithead_pera-vit-adapter-base-p16_1xb8-500e_levir-cd-512x512.py'
+    opencd_head = 'opencd-bit_pera-vit-adapter-base-p16_opencd-siam_1xb8-500e_levir-cd-512x512.py'
     assert heads[opencd_head] == 'BITHead'  # Open-CD's, in its scope
     assert 'NOT the reference' in (CONFIG_DIR / opencd_head).read_text()
 

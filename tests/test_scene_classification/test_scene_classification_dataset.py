@@ -13,8 +13,9 @@ from pera_mm.datasets import SceneClassificationDataset, split_scene_dataset
 from pera_mm.testing import REPO_ROOT
 from pera_mm.utils.errors import PeraConfigError, PeraDataError, PeraFileNotFoundError
 
-SMOKE = REPO_ROOT / 'configs/scene_classification/pera_vit-tiny-p16_ft_aid-64px_cpu-smoke.py'
-LINEAR = REPO_ROOT / 'configs/scene_classification/pera_vit-tiny-p16_linear_aid-64px_cpu-smoke.py'
+CONFIGS = REPO_ROOT / 'configs/scene_classification'
+SMOKE = CONFIGS / 'pera_vit-tiny-p16_ft-1xb8-6iter_aid-64px_cpu-smoke.py'
+LINEAR = CONFIGS / 'pera_vit-tiny-p16_linear-1xb8-6iter_aid-64px_cpu-smoke.py'
 
 
 def _image(path, size, seed, mode='RGB'):

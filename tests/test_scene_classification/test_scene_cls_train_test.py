@@ -24,8 +24,8 @@ setup_torch_load_compat()
 
 TOOLS = REPO_ROOT / 'tools'
 CONFIGS = REPO_ROOT / 'configs' / 'scene_classification'
-FT_SMOKE = CONFIGS / 'pera_vit-tiny-p16_ft_aid-64px_cpu-smoke.py'
-LINEAR_SMOKE = CONFIGS / 'pera_vit-tiny-p16_linear_aid-64px_cpu-smoke.py'
+FT_SMOKE = CONFIGS / 'pera_vit-tiny-p16_ft-1xb8-6iter_aid-64px_cpu-smoke.py'
+LINEAR_SMOKE = CONFIGS / 'pera_vit-tiny-p16_linear-1xb8-6iter_aid-64px_cpu-smoke.py'
 CLASSES = ('Airport', 'Beach', 'Forest', 'Pond')
 TRAIN_ITERS = 8
 

@@ -4,7 +4,7 @@
 head only, no colour jitter, as in the ViT-B linear-probe configs.
 """
 
-_base_ = ['./pera_vit-tiny-p16_ft_aid-64px_cpu-smoke.py']
+_base_ = ['./pera_vit-tiny-p16_ft-1xb8-6iter_aid-64px_cpu-smoke.py']
 
 img_size = {{_base_.img_size}}
 

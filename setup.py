@@ -32,6 +32,7 @@ setup(
         'mim': read_requirements('mminstall.txt'),
         'tests': read_requirements('tests.txt'),
         'lint': read_requirements('lint.txt'),
+        'optional': read_requirements('optional.txt'),
     },
     license='Apache-2.0',
     zip_safe=False,

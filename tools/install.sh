@@ -94,12 +94,14 @@ EOF
     mmcv_ok || { echo "mmcv $MMCV_VERSION installed but mmcv.ops does not import" >&2; exit 1; }
 fi
 
-# 5. The OpenMMLab toolboxes, our runtime, test and lint requirements (ruff and
-#    pre-commit, pinned; the lint step of .ci/run needs them), and pera-mm itself.
+# 5. The OpenMMLab toolboxes, our runtime, test, lint (ruff and pre-commit, pinned;
+#    the lint step of .ci/run needs them) and optional (TensorBoard) requirements,
+#    and pera-mm itself.
 "${PIP[@]}" -q -c "$CONSTRAINTS" \
     -r "$REPO/requirements/mminstall.txt" \
     -r "$REPO/requirements/runtime.txt" \
     -r "$REPO/requirements/tests.txt" \
-    -r "$REPO/requirements/lint.txt"
+    -r "$REPO/requirements/lint.txt" \
+    -r "$REPO/requirements/optional.txt"
 "${PIP[@]}" -q -c "$CONSTRAINTS" --no-deps --no-build-isolation -e "$REPO"
 "$PYTHON" -c "import pera_mm, mmcv, mmpretrain, mmseg, mmdet; print('[install] pera-mm', pera_mm.__version__, '| mmcv', mmcv.__version__, '| mmpretrain', mmpretrain.__version__, '| mmseg', mmseg.__version__, '| mmdet', mmdet.__version__)"

@@ -15,15 +15,24 @@ Three layouts meet here:
 
 All functions are pure (dict in, dict out) so they are testable without
 files. Failures raise :class:`CheckpointConvertError` with a one-line message.
+
+Reading is memory-bounded: :func:`load_weights_file` with ``mmap=True`` maps
+the file instead of reading it, so a tensor costs RAM only once its bytes are
+touched (by writing it out); :func:`select_kept` picks what a conversion keeps
+before anything is touched.
 """
 
 import os
 import os.path as osp
 import re
+import warnings
+import zipfile
 from collections import OrderedDict
 from typing import Callable, Dict, Iterable, Optional, Tuple
 
 import torch
+
+from .errors import PeraDataError
 
 # Our PerAViT parameter names (after flattening chunked blocks).
 _VIT_KEY = re.compile(
@@ -67,9 +76,12 @@ _VIT_TO_MMPRETRAIN_BLOCK = {
 }
 _VIT_TO_MMPRETRAIN_GLOBAL = {'patch_embed.proj': 'patch_embed.projection', 'norm': 'ln1'}
 BACKBONE_FORMATS = ('pera', 'mmpretrain')
+#: what ``pera_official_to_mm --keep`` can keep of a converted checkpoint
+KEEP_CHOICES = ('all', 'teacher', 'teacher-backbone')
+_KEEP_PREFIXES = {'teacher': ('teacher.',), 'teacher-backbone': ('teacher.backbone.',)}
 
 
-class CheckpointConvertError(ValueError):
+class CheckpointConvertError(PeraDataError):
     """A checkpoint does not have the layout a conversion expects."""
 
 
@@ -80,12 +92,26 @@ def _short_list(keys: Iterable[str], limit: int = 8) -> str:
     return f'{len(keys)} key(s): {shown}{more}'
 
 
-def load_weights_file(path: str) -> dict:
-    """``torch.load`` on CPU with ``weights_only=True``; one-line errors."""
+def load_weights_file(path: str, mmap: bool = False) -> dict:
+    """``torch.load`` on CPU with ``weights_only=True``; one-line errors.
+
+    Args:
+        path (str): the checkpoint file.
+        mmap (bool): map the file instead of reading it (``torch.load(...,
+            mmap=True)``): tensors are views of the file and cost RAM only when
+            their bytes are read. Files in torch's legacy (non-zip) format
+            cannot be mapped; they are read whole, with a warning.
+    """
     if not osp.isfile(path):
         raise CheckpointConvertError(f'{path}: no such file')
+    if mmap and not zipfile.is_zipfile(path):
+        warnings.warn(
+            f'{path} is not in the torch zip format and cannot be memory-mapped; reading it whole',
+            stacklevel=2,
+        )
+        mmap = False
     try:
-        obj = torch.load(path, map_location='cpu', weights_only=True)
+        obj = torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
     except Exception as e:  # noqa: BLE001  (any unpickling failure)
         lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
         # torch's weights-only message puts the cause on its own line
@@ -103,12 +129,88 @@ def load_weights_file(path: str) -> dict:
     return obj
 
 
-def save_weights_file(state_dict: Dict[str, torch.Tensor], path: str, meta: dict) -> None:
+class _ProgressWriter:
+    """A binary file whose ``write`` advances a tqdm bar by the bytes written."""
+
+    def __init__(self, file, bar):
+        self._file, self._bar = file, bar
+
+    def write(self, data) -> int:
+        written = self._file.write(data)
+        # the total counts tensor bytes; pickle and zip records are not in it
+        self._bar.update(min(memoryview(data).nbytes, self._bar.total - self._bar.n))
+        return written
+
+    def flush(self):
+        self._file.flush()
+
+
+def own_storage(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` itself when it spans its whole storage, else a compact copy.
+
+    ``torch.save`` writes a tensor's entire storage: a small view into a big
+    shared buffer would drag the whole buffer into the output (and into RAM).
+    """
+    if tensor.is_contiguous() and tensor.untyped_storage().nbytes() == tensor.nbytes:
+        return tensor
+    return tensor.clone(memory_format=torch.contiguous_format)
+
+
+def save_weights_file(
+    state_dict: Dict[str, torch.Tensor], path: str, meta: dict, progress: bool = False
+) -> None:
     """Write ``{'state_dict', 'meta'}`` (tensors and plain types only, so it
-    loads with ``weights_only=True`` and MMEngine's ``load_checkpoint``)."""
+    loads with ``weights_only=True`` and MMEngine's ``load_checkpoint``).
+
+    Args:
+        state_dict (dict): the tensors; views are compacted (:func:`own_storage`).
+        path (str): output file; its folder is created.
+        meta (dict): plain-typed information stored next to the weights.
+        progress (bool): show a tqdm bar over the bytes written.
+    """
     parent = osp.dirname(osp.abspath(path))
     os.makedirs(parent, exist_ok=True)
-    torch.save({'state_dict': OrderedDict(state_dict), 'meta': dict(meta)}, path)
+    weights = OrderedDict((k, own_storage(v)) for k, v in state_dict.items())
+    obj = {'state_dict': weights, 'meta': dict(meta)}
+    if not progress:
+        torch.save(obj, path)
+        return
+    from tqdm import tqdm
+
+    total = sum(v.nbytes for v in weights.values())
+    with open(path, 'wb') as f, tqdm(
+        total=total, unit='B', unit_scale=True, desc=f'write {osp.basename(path)}'
+    ) as bar:
+        torch.save(obj, _ProgressWriter(f, bar))
+
+
+def select_kept(
+    state_dict: Dict[str, torch.Tensor], keep: str = 'all', source: str = '<checkpoint>'
+) -> 'OrderedDict':
+    """The part of our PerA state dict a conversion keeps.
+
+    Args:
+        state_dict (dict): our PerA layout (see :func:`convert_official_to_pera`).
+        keep (str): 'all' (everything), 'teacher' (``teacher.*``: the teacher
+            backbone and projector) or 'teacher-backbone' (``teacher.backbone.*``).
+        source (str): file name for error messages.
+
+    Raises:
+        CheckpointConvertError: unknown ``keep``, or nothing of it in the weights.
+    """
+    if keep not in KEEP_CHOICES:
+        raise CheckpointConvertError(
+            f'--keep must be one of {", ".join(KEEP_CHOICES)}; got {keep!r}'
+        )
+    if keep == 'all':
+        return OrderedDict(state_dict)
+    prefixes = _KEEP_PREFIXES[keep]
+    kept = OrderedDict((k, v) for k, v in state_dict.items() if k.startswith(prefixes))
+    if not kept:
+        raise CheckpointConvertError(
+            f"{source} has no teacher weights ('{prefixes[0]}*'); --keep {keep} needs them"
+        )
+    return kept
 
 
 def _strip_module(key: str) -> str:
@@ -358,6 +460,22 @@ def pera_vit_to_mmpretrain(
             )
         out[new] = value
     return out
+
+
+def mmpretrain_to_pera_vit_key(key: str) -> Optional[str]:
+    """An MMPretrain ``VisionTransformer`` key -> the PerAViT key (None if it has none)."""
+    if key in ('cls_token', 'pos_embed'):
+        return key
+    module, _, param = key.rpartition('.')
+    m = re.match(r'^layers\.(\d+)\.(.+)$', module)
+    table = _VIT_TO_MMPRETRAIN_BLOCK if m else _VIT_TO_MMPRETRAIN_GLOBAL
+    name = m.group(2) if m else module
+    ours = next((k for k, v in table.items() if v == name), None)
+    if ours is None:
+        return None
+    if ours.startswith('ls'):
+        param = 'gamma' if param == 'weight' else param
+    return f'blocks.{m.group(1)}.{ours}.{param}' if m else f'{ours}.{param}'
 
 
 def infer_vit_arch(state_dict: Dict[str, torch.Tensor]) -> dict:

@@ -168,6 +168,12 @@ def test_extract_cli_mmpretrain_with_prefix(training_checkpoint, tmp_path):
         vit.layers[2].ffn.layers[1].weight, sd['teacher.backbone.blocks.2.mlp.fc2.weight']
     )
     assert torch.equal(vit.ln1.bias, sd['teacher.backbone.norm.bias'])
+    # every VisionTransformer key is in the file, nothing else is
+    bare = {k[len('backbone.') :]: v for k, v in out['state_dict'].items()}
+    result = VisionTransformer(arch=ARCH, img_size=128, patch_size=16).load_state_dict(
+        bare, strict=True
+    )
+    assert not result.missing_keys and not result.unexpected_keys
 
 
 @pytest.mark.parametrize('student', [False, True])
@@ -194,3 +200,61 @@ def test_extract_without_teacher_is_a_one_line_error(training_checkpoint, tmp_pa
     assert exc.value.code == (
         f"error: {src} has no 'teacher.backbone.*' weights (is it a PerA training checkpoint?)"
     )
+
+
+@pytest.mark.needs_shared
+@pytest.mark.parametrize(
+    'keep, prefix', [('teacher', 'teacher.'), ('teacher-backbone', 'teacher.backbone.')]
+)
+def test_official_keep_writes_only_the_teacher(released, tmp_path, load_script, keep, prefix):
+    src, dst = tmp_path / 'released.pth', tmp_path / f'{keep}.pth'
+    torch.save({'model': released, 'optimizer': {'state': {}, 'param_groups': []}}, src)
+    load_script(CONVERTERS / 'pera_official_to_mm.py').main([str(src), str(dst), '--keep', keep])
+    out = torch.load(dst, weights_only=True)
+    expected = {k: v for k, v in convert_official_to_pera(released).items() if k.startswith(prefix)}
+    assert len(expected) == {'teacher': 62, 'teacher-backbone': 54}[keep]
+    assert set(out['state_dict']) == set(expected)
+    for key, value in expected.items():
+        assert torch.equal(out['state_dict'][key], value), key
+    assert out['meta']['keep'] == keep and out['meta']['teacher_only'] is True
+    assert out['meta']['arch']['num_layers'] == 4
+    # a teacher-backbone file initialises PerAViT through the usual init_cfg
+    if keep == 'teacher-backbone':
+        init_cfg = dict(type='Pretrained', checkpoint=str(dst))
+        model = PerAViT(arch=ARCH, img_size=128, init_cfg=init_cfg)
+        model.init_weights()
+        qkv = released['teacher.backbone.blocks.1.attn.qkv.weight']
+        assert torch.equal(model.blocks[1].attn.qkv.weight, qkv)
+
+
+@pytest.mark.needs_shared
+def test_official_keep_errors_are_one_line(released, tmp_path, load_script):
+    tool = load_script(CONVERTERS / 'pera_official_to_mm.py')
+    src = tmp_path / 'released.pth'
+    torch.save(released, src)
+    out = str(tmp_path / 'o.pth')
+    with pytest.raises(SystemExit) as exc:
+        tool.main([str(src), out, '--keep', 'student'])
+    assert exc.value.code == (
+        "error: --keep must be one of all, teacher, teacher-backbone; got 'student'"
+    )
+    with pytest.raises(SystemExit) as exc:
+        tool.main([str(src), out, '--keep', 'teacher', '--copy-teacher-to-student'])
+    assert exc.value.code == (
+        'error: --copy-teacher-to-student writes student keys; it needs --keep all, '
+        'not --keep teacher'
+    )
+    student_only = tmp_path / 'student_only.pth'
+    torch.save({k: v for k, v in released.items() if not k.startswith('teacher.')}, student_only)
+    with pytest.raises(SystemExit) as exc:
+        tool.main([str(student_only), out, '--keep', 'teacher'])
+    assert exc.value.code == (
+        f"error: {student_only} has no 'teacher.backbone.*' weights "
+        '(is it a PerA training checkpoint?)'
+    )
+
+
+def test_official_help_names_keep(load_script, capsys):
+    with pytest.raises(SystemExit):
+        load_script(CONVERTERS / 'pera_official_to_mm.py').main(['--help'])
+    assert '--keep all|teacher|teacher-backbone' in capsys.readouterr().out

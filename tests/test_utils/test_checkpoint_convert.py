@@ -16,11 +16,15 @@ from pera_mm.utils.checkpoint_convert import (
     flatten_block_chunks,
     infer_vit_arch,
     load_weights_file,
+    mmpretrain_to_pera_vit_key,
+    own_storage,
     pera_vit_to_mmpretrain,
     save_weights_file,
     select_backbone,
+    select_kept,
     unwrap_state_dict,
 )
+from pera_mm.utils.errors import PeraDataError
 
 ARCH = dict(embed_dims=192, num_layers=4, num_heads=3, feedforward_channels=768)
 
@@ -365,3 +369,59 @@ def test_unknown_vit_key_has_no_mmpretrain_equivalent():
         match='b.pth: blocks.0.attn.q_norm.weight has no MMPretrain VisionTransformer equivalent',
     ):
         pera_vit_to_mmpretrain({'blocks.0.attn.q_norm.weight': torch.ones(1)}, 'b.pth')
+
+
+# ------------------------------------------------ memory-bounded reading
+
+
+def test_mmap_load_gives_the_same_tensors(tmp_path):
+    sd = synthetic_pera_state_dict()
+    path = tmp_path / 'ckpt.pth'
+    torch.save({'state_dict': sd}, path)
+    mapped = load_weights_file(str(path), mmap=True)['state_dict']
+    assert_same_tensors(mapped, sd)
+    # legacy (non-zip) files cannot be mapped: read whole, with a warning
+    legacy = tmp_path / 'legacy.pth'
+    torch.save({'state_dict': sd}, legacy, _use_new_zipfile_serialization=False)
+    with pytest.warns(UserWarning, match='not in the torch zip format'):
+        read = load_weights_file(str(legacy), mmap=True)['state_dict']
+    assert_same_tensors(read, sd)
+
+
+def test_select_kept():
+    sd = synthetic_pera_state_dict()
+    assert list(select_kept(sd, 'all')) == list(sd)
+    teacher = select_kept(sd, 'teacher')
+    assert set(teacher) == {k for k in sd if k.startswith('teacher.')}
+    assert len(select_kept(sd, 'teacher-backbone')) == 4 + 4 * 12 + 2
+    with pytest.raises(CheckpointConvertError, match="got 'student'"):
+        select_kept(sd, 'student')
+    student_only = {k: v for k, v in sd.items() if not k.startswith('teacher.')}
+    with pytest.raises(CheckpointConvertError) as err:
+        select_kept(student_only, 'teacher-backbone', 'x.pth')
+    assert str(err.value) == (
+        "x.pth has no teacher weights ('teacher.backbone.*'); --keep teacher-backbone needs them"
+    )
+    assert isinstance(err.value, PeraDataError)
+
+
+def test_views_are_saved_without_their_storage(tmp_path):
+    big = torch.randn(1000, 1000)
+    row = big[3]
+    assert own_storage(big) is big
+    compact = own_storage(row)
+    assert compact.untyped_storage().nbytes() == 4000 and torch.equal(compact, row)
+    for progress in (False, True):
+        path = tmp_path / f'row_{progress}.pth'
+        save_weights_file({'row': row}, str(path), {'x': 1}, progress=progress)
+        assert path.stat().st_size < 20_000  # not the 4 MB storage
+        out = torch.load(path, weights_only=True)
+        assert torch.equal(out['state_dict']['row'], row) and out['meta'] == {'x': 1}
+
+
+def test_mmpretrain_names_translate_back():
+    model = PerAViT(arch=ARCH, img_size=128, layer_scale_init_value=0.1)
+    keys = list(model.state_dict())
+    mapped = pera_vit_to_mmpretrain(dict.fromkeys(keys))
+    assert [mmpretrain_to_pera_vit_key(k) for k in mapped] == keys
+    assert mmpretrain_to_pera_vit_key('layers.0.attn.q_norm.weight') is None

@@ -10,7 +10,9 @@ the keys for MMPretrain's ``VisionTransformer``. ``--prefix backbone.`` keys
 everything ``backbone.*``, for ``init_cfg=dict(type='Pretrained',
 checkpoint=DST, prefix='backbone.')`` or a whole-model ``load_from``;
 without it use ``init_cfg=dict(type='Pretrained', checkpoint=DST)`` on the
-backbone.
+backbone. SRC is memory-mapped: only the backbone's bytes are read. The output's
+``meta`` keeps the source config's backbone settings and normalisation
+(``backbone_cfg``, ``mean``, ``std``) for ``export_timm.py``.
 """
 
 import argparse
@@ -31,6 +33,7 @@ from pera_mm.utils.checkpoint_convert import (  # noqa: E402
     select_backbone,
     unwrap_state_dict,
 )
+from pera_mm.utils.timm_export import training_settings  # noqa: E402
 from pera_mm.version import __version__  # noqa: E402
 
 
@@ -59,11 +62,12 @@ def main(argv=None):
     args = parse_args(argv)
     part = 'student' if args.student else 'teacher'
     try:
-        checkpoint = load_weights_file(args.src)
+        checkpoint = load_weights_file(args.src, mmap=True)
         state_dict = unwrap_state_dict(checkpoint, args.src)
         backbone = extract_backbone(state_dict, part, args.format, args.prefix, source=args.src)
         src_meta = checkpoint.get('meta')
         src_meta = src_meta if isinstance(src_meta, dict) else {}
+        settings = training_settings(src_meta)
         meta = dict(
             converter='extract_backbone',
             source=osp.abspath(args.src),
@@ -74,7 +78,10 @@ def main(argv=None):
             arch=infer_vit_arch(select_backbone(state_dict, part, args.src)),
             **{k: src_meta[k] for k in ('epoch', 'iter') if isinstance(src_meta.get(k), int)},
         )
-        save_weights_file(backbone, args.dst, meta)
+        if settings['backbone']:
+            meta['backbone_cfg'] = settings['backbone']
+        meta.update({k: settings[k] for k in ('mean', 'std') if k in settings})
+        save_weights_file(backbone, args.dst, meta, progress=True)
     except CheckpointConvertError as e:
         sys.exit(f'error: {e}')
     print(f'wrote {len(backbone)} {part} backbone tensors ({args.format}) to {args.dst}')

@@ -22,7 +22,13 @@ from pera_mm.engine.hooks import CollapseMonitorHook, TeacherEMAHook, TeacherTem
 from pera_mm.models.backbones.pera_vit import PerAViT
 from pera_mm.testing import REPO_ROOT
 
-GOLDEN = json.loads((REPO_ROOT / 'tests/data/golden_configs_90204a9.json').read_text())
+SNAPSHOT = json.loads((REPO_ROOT / 'tests/data/golden_configs_90204a9.json').read_text())
+# snapshot configs removed on purpose since the snapshot; they are no longer checked
+RETIRED = {
+    # pretrained on the AID_150px evaluation images; the aid-unlabeled config replaces it
+    'configs/pera/pera_vit-tiny-p16_1xb32-100e_aid150-96px_cpu-budget.py',
+}
+GOLDEN = {k: v for k, v in SNAPSHOT.items() if k not in RETIRED}
 FIELD_HOOKS = {h.__name__: h for h in (TeacherEMAHook, TeacherTemperatureHook, CollapseMonitorHook)}
 HELPER_VARIABLES = ('view_cfg', 'mask_cfg', 'patch_size')
 

@@ -1,4 +1,4 @@
-"""FSDP auto-wrap policy for PerA: student and teacher shard alike."""
+"""FSDP auto-wrap policies: student and teacher (target) shard alike."""
 
 from mmengine.registry import FUNCTIONS
 
@@ -24,3 +24,32 @@ def pera_fsdp_wrap_policy(
     if recurse:
         return True
     return type(module).__name__ in module_names
+
+
+#: I-JEPA's FSDP units: every block (encoders and predictor), both encoders, the predictor.
+IJEPA_FSDP_UNITS = ('Block', 'IJEPAViT', 'IJEPAPredictor')
+
+#: LatentMIM's FSDP units: every block, both encoders, every decoder block, the decoder.
+LATENT_MIM_FSDP_UNITS = ('Block', 'LatentMIMViT', 'CrossDecoderBlock', 'LatentMIMDecoder')
+
+
+@FUNCTIONS.register_module()
+def ijepa_fsdp_wrap_policy(module, recurse: bool, nonwrapped_numel: int) -> bool:
+    """:func:`pera_fsdp_wrap_policy` over :data:`IJEPA_FSDP_UNITS`.
+
+    The context encoder and its EMA target get the same units, so the EMA after
+    the optimizer step runs shard by shard, as PerA's.
+    """
+    return pera_fsdp_wrap_policy(module, recurse, nonwrapped_numel, IJEPA_FSDP_UNITS)
+
+
+@FUNCTIONS.register_module()
+def latent_mim_fsdp_wrap_policy(module, recurse: bool, nonwrapped_numel: int) -> bool:
+    """:func:`pera_fsdp_wrap_policy` over :data:`LATENT_MIM_FSDP_UNITS`.
+
+    The EMA runs inside the forward, before the encoders' units gather their
+    parameters, so it too works on aligned local shards. An encoder left in the
+    root unit would not do: its parameters would be views of the root's gathered
+    flat parameter, which autograd forbids updating in place.
+    """
+    return pera_fsdp_wrap_policy(module, recurse, nonwrapped_numel, LATENT_MIM_FSDP_UNITS)

@@ -3,6 +3,7 @@ count, bad inputs, the downstream forward, and the loss falling on a fixed batch
 
 import pytest
 import torch
+from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 
 import pera_mm  # noqa: F401
@@ -187,3 +188,35 @@ def test_paper_config_builds_the_stated_model():
     adamw = cfg.optim_wrapper.optimizer
     assert (adamw.lr, tuple(adamw.betas), adamw.weight_decay) == (1.5e-4, (0.9, 0.95), 0.05)
     assert cfg.train_dataloader.batch_size == 128 and cfg.train_cfg.max_epochs == 300
+
+
+@pytest.mark.parametrize(
+    'name, bands',
+    [
+        ('latent_mim_vit-small-p16_1xb128-300e_s2-4band-280px.py', 4),
+        ('latent_mim_vit-small-p16_fsdp-8xb16-300e_rsrsd-280px.py', 3),
+    ],
+)
+def test_four_band_and_fsdp_configs_keep_the_paper_setting(name, bands):
+    from mmengine.config import Config
+
+    from pera_mm.testing import REPO_ROOT
+
+    cfg = Config.fromfile(str(REPO_ROOT / 'configs/latent_mim' / name))
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(cfg.model)
+    assert model.backbone.in_channels == bands and model.backbone.embed_dims == 384
+    assert len(model.neck.blocks) == 3 and model.num_visible == 20
+    assert model.grid_of(torch.empty(1, bands, 280, 280)) == (14, 14)
+    adamw = cfg.optim_wrapper.optimizer
+    assert (adamw.lr, tuple(adamw.betas), adamw.weight_decay) == (1.5e-4, (0.9, 0.95), 0.05)
+    assert cfg.train_cfg.max_epochs == 300
+    if bands == 4:
+        assert cfg.train_dataloader.batch_size == 128
+        assert model.data_preprocessor.num_bands == 4
+        x = torch.full((1, 4, 280, 280), 1373.0)  # B02 DN at the band mean -> 0
+        assert model.data_preprocessor(dict(inputs=x), True)['inputs'][0, 0].abs().max() < 1e-4
+    else:  # 8 ranks x 16 = the paper's 128, sharded by the hosts' wrap policy
+        assert cfg.train_dataloader.batch_size * 8 == 128 and cfg.runner_type == 'FlexibleRunner'
+        policy = cfg.strategy.model_wrapper.auto_wrap_policy.type
+        assert policy == 'latent_mim_fsdp_wrap_policy' and cfg.optim_wrapper.use_fsdp

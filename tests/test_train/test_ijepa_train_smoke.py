@@ -1,4 +1,5 @@
-"""Three I-JEPA iterations of each smoke config through tools/train.py (RGB and 4-band)."""
+"""Three I-JEPA iterations of each smoke config through tools/train.py (RGB and 4-band,
+the latter on .npy and GeoTIFF crops of real OSCD Sentinel-2 bands)."""
 
 import importlib.util
 import json
@@ -9,12 +10,15 @@ import sys
 
 import numpy as np
 import pytest
+import rasterio
 import torch
 
 from pera_mm.testing import REPO_ROOT
 from pera_mm.utils import generate_demo_dataset
 
 CONFIGS = REPO_ROOT / 'configs' / 'ijepa'
+OSCD = 'OSCD/Onera Satellite Change Detection dataset - Images'
+BANDS = ('B02', 'B03', 'B04', 'B08')
 TRAIN = REPO_ROOT / 'tools' / 'train.py'
 
 
@@ -62,12 +66,31 @@ def test_rgb_smoke_config_in_process(tmp_path):
     assert rows[0]['lr'] == pytest.approx(1e-3) and rows[-1]['lr'] == pytest.approx(1e-6)
 
 
-def test_four_band_smoke_config_subprocess(tmp_path):
-    data = tmp_path / 's2'
-    data.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(8):  # Sentinel-2 L1C-like DN, B02/B03/B04/B08
-        np.save(data / f'tile{i}.npy', rng.integers(600, 3000, (64, 64, 4)).astype(np.uint16))
+def write_oscd_tiles(shared_path, root, size=64):
+    """8 crops (uint16 DN, B02/B03/B04/B08) of the four OSCD acquisitions: one per scene
+    as an (H, W, 4) .npy, one as a 4-band GeoTIFF."""
+    root.mkdir()
+    for city in ('bercy', 'paris'):
+        for date in ('imgs_1', 'imgs_2'):
+            folder = shared_path(f'{OSCD}/{city}/{date}')
+            bands = []
+            for band in BANDS:
+                (path,) = sorted(folder.glob(f'*_{band}.tif'))
+                with rasterio.open(path) as src:
+                    bands.append(src.read(1))
+            stack = np.stack(bands)  # (4, H, W)
+            hwc = stack[:, 100 : 100 + size, 100 : 100 + size].transpose(1, 2, 0)
+            np.save(root / f'{city}_{date}.npy', np.ascontiguousarray(hwc))
+            crop = stack[:, 200 : 200 + size, 150 : 150 + size]
+            profile = dict(driver='GTiff', width=size, height=size, count=4, dtype='uint16')
+            with rasterio.open(root / f'{city}_{date}.tif', 'w', **profile) as dst:
+                dst.write(crop)
+    return root
+
+
+@pytest.mark.needs_shared
+def test_four_band_smoke_config_subprocess(tmp_path, shared_path):
+    data = write_oscd_tiles(shared_path, tmp_path / 's2')
     work_dir = tmp_path / 'work'
     env = {k: v for k, v in os.environ.items() if k != 'LOCAL_RANK'}
     proc = subprocess.run(

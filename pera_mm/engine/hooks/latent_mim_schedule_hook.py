@@ -33,6 +33,13 @@ class LatentMIMScheduleHook(Hook):
     The values are pure functions of ``runner.iter``, so a resumed run continues
     exactly. They are logged as ``train/target_momentum`` and ``train/sim_target``.
 
+    A skipped optimizer step (``AutoAmpOptimWrapper.last_step_skipped``) must not
+    move the target either, although its EMA already ran in the forward: before an
+    iteration that updates the target the hook takes ``model.snapshot_target()``;
+    after the iteration that steps the optimizer (the last of an accumulation
+    window) it calls ``model.rollback_target()`` when the step was skipped and
+    ``model.commit_target()`` otherwise. Both run before any checkpoint is saved.
+
     Args:
         momentum (float): momentum at iteration 0. Defaults to 0.99.
         end_momentum (float): momentum at the last iteration. Defaults to 1.0.
@@ -75,5 +82,18 @@ class LatentMIMScheduleHook(Hook):
         m, sim, update = self.values_at(runner.iter, runner.max_iters, accumulation)
         model = get_ori_model(runner.model)
         model.momentum, model.sim_target, model.update_ema = m, sim, update
+        if update:
+            model.snapshot_target()
         runner.message_hub.update_scalar('train/target_momentum', m)
         runner.message_hub.update_scalar('train/sim_target', sim)
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        """Undo this window's target EMA if its optimizer step was skipped, else keep it."""
+        wrapper = runner.optim_wrapper
+        if not wrapper.should_update():
+            return  # inside an accumulation window: no step was taken or skipped yet
+        model = get_ori_model(runner.model)
+        if getattr(wrapper, 'last_step_skipped', False):
+            model.rollback_target()
+        else:
+            model.commit_target()

@@ -183,8 +183,20 @@ class IJEPAViT(BaseModule):
                 x = blk(x)
         return self.norm(x)
 
-    def forward(self, x: torch.Tensor):
-        """Downstream features of every patch, shaped by ``out_type`` (a 1-tuple)."""
+    def forward(self, x: torch.Tensor, keep_idx=None, tokens_only: bool = False):
+        """Downstream features of every patch, shaped by ``out_type`` (a 1-tuple).
+
+        With ``tokens_only`` (the pretraining path) it returns
+        :meth:`forward_tokens` ``(x, keep_idx)`` instead. The host calls it this way
+        because FSDP gathers a unit's parameters only in ``forward``, so the encoder
+        can be one FSDP unit whose shards line up with its EMA twin.
+        """
+        if tokens_only:
+            return self.forward_tokens(x, keep_idx=keep_idx)
+        if keep_idx is not None:
+            raise PeraConfigError(
+                f'{type(self).__name__}: keep_idx is only used with tokens_only=True'
+            )
         tokens = self.forward_tokens(x)
         if self.out_type == 'raw':
             return (tokens,)

@@ -71,9 +71,10 @@ class LatentMIMViT(BaseModule):
     row). Pre-norm blocks (:class:`Block`, fused SDPA attention, LN eps 1e-6),
     a final norm and, for pretraining, the MLP projection head on every token.
 
-    ``forward_patches`` runs a subset of patches (the pretraining path);
-    ``forward`` runs whole images cut into contiguous patches, without the
-    head, for downstream use.
+    ``forward_patches`` runs a subset of patches (the pretraining path, which
+    the host reaches through ``forward(patches, patch_ids, grid_hw)``);
+    ``forward(images)`` runs whole images cut into contiguous patches, without
+    the head, for downstream use.
 
     Args:
         embed_dims (int): token width. Defaults to 384 (ViT-S).
@@ -196,15 +197,27 @@ class LatentMIMViT(BaseModule):
             x = self.head(x)
         return x
 
-    def forward(self, x: torch.Tensor):
-        """Features of whole images (contiguous patches, no head).
+    def forward(self, x: torch.Tensor, patch_ids=None, grid_hw=None, with_head: bool = True):
+        """Features of whole images (contiguous patches, no head), or the pretraining path.
+
+        With ``patch_ids`` and ``grid_hw``, ``x`` holds patch vectors and the result
+        is :meth:`forward_patches` (head included). The host calls it this way because
+        FSDP gathers a unit's parameters only in ``forward``, so the encoder can be
+        one FSDP unit whose shards line up with its EMA twin.
 
         Args:
-            x (Tensor): (B, in_channels, H, W), H and W multiples of ``patch_size``.
+            x (Tensor): (B, in_channels, H, W), H and W multiples of ``patch_size``;
+                or (B, n, C * P * P) patch vectors with ``patch_ids``.
+            patch_ids (Tensor, optional): (B, n) raster ids of the patches in ``x``.
+            grid_hw (tuple[int, int], optional): their patch grid.
+            with_head (bool): with ``patch_ids``, apply the MLP head. Defaults to True.
 
         Returns:
-            tuple[Tensor]: one output of ``out_type``.
+            tuple[Tensor]: one output of ``out_type``; with ``patch_ids`` the
+            (B, 1 + n, C) tokens.
         """
+        if patch_ids is not None:
+            return self.forward_patches(x, patch_ids, grid_hw, with_head=with_head)
         if x.shape[1] != self.in_channels:
             raise PeraDataError(
                 f'LatentMIMViT: inputs have {x.shape[1]} bands but in_channels is '

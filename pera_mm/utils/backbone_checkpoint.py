@@ -73,6 +73,12 @@ def find_vit_weights(
             return select_backbone(converted, part, source), 'released'
         if any(k.startswith('teacher.backbone.') for k in state_dict):
             return select_backbone(state_dict, part, source), 'pera'
+        if part == 'teacher' and any(k.startswith('projector.') for k in state_dict):
+            # a PerA training checkpoint whose teacher was dropped: never fall back to the student
+            raise PeraDataError(
+                f'{source}: a PerA training checkpoint without teacher weights '
+                "(no 'teacher.backbone.*' keys); pass part='student' to load the student"
+            )
         if any(k.startswith(('dino_head.', 'cls_head.')) for k in state_dict) and any(
             k.startswith('backbone.') for k in state_dict
         ):

@@ -154,3 +154,14 @@ def test_bad_files_one_line_errors(tmp_path, pera_state):
     save_weights_file(partial, str(part_path), {})
     with pytest.raises(PeraDataError, match=r'partial.pth: \d+ ViT key\(s\) .* missing'):
         load_vit_checkpoint(model, str(part_path))
+
+
+def test_training_checkpoint_without_teacher_is_refused(tmp_path, pera_state):
+    """A training checkpoint whose teacher was dropped must not load its student as the teacher."""
+    no_teacher = OrderedDict((k, v) for k, v in pera_state.items() if not k.startswith('teacher.'))
+    path = tmp_path / 'student_only.pth'
+    torch.save({'state_dict': no_teacher}, path)
+    model = _adapter(path, teacher=_teacher(pera_state))
+    with pytest.raises(PeraDataError, match='without teacher weights') as info:
+        model.init_weights()
+    assert str(path) in str(info.value) and '\n' not in str(info.value)

@@ -10,6 +10,7 @@ from torch.utils.checkpoint import checkpoint
 from ...structures import gather_tokens
 from ...utils.errors import PeraConfigError
 from ..utils import Block, infer_square_grid, resize_pos_embed
+from ..utils.rope import RotaryPositionEmbedding2D
 from ..utils.weight_init import init_linear_and_norm_layers
 
 
@@ -42,7 +43,7 @@ def vit_layer_depth(param_name: str, prefix: str, num_layers: int):
     if not param_name.startswith(prefix):
         return num_layers + 1, num_depths
     name = param_name[len(prefix) :]
-    if name in ('cls_token', 'pos_embed') or name.startswith('patch_embed.'):
+    if name in ('cls_token', 'pos_embed', 'register_tokens') or name.startswith('patch_embed.'):
         return 0, num_depths
     if name.startswith('blocks.'):
         return int(name.split('.')[1]) + 1, num_depths
@@ -72,13 +73,19 @@ def load_pretrained_init(module, owner_cls):
     )
 
 
-def _call_block(block, x):
+def _call_block(block, x, rope=None):
     """One block call; the unit ``torch.compile`` traces when compiling is on.
 
     A free function (not a bound method) so that copies of the backbone never
     share a compiled closure over the original's blocks.
     """
-    return block(x)
+    return block(x, rope)
+
+
+#: learned position tables: with a slot for the cls token, patches only, or none (RoPE only)
+POS_EMBED_LAYOUTS = ('cls_slot', 'patch_only', 'none')
+#: how a learned table is resized to another grid at run time
+POS_RESIZE_MODES = ('offset', 'antialias')
 
 
 @MODELS.register_module()
@@ -93,10 +100,19 @@ class PerAViT(BaseModule):
       blocks (the teacher path, and the student on local crops). Position
       embeddings are added to the full grid before the gather, so each kept
       token carries its own position and no compute is spent on dropped ones.
+      With RoPE the grid coordinates are gathered the same way: each kept
+      token is rotated by its own coordinates in every block.
     - ``forward_student(img, s_idx, l_idx, mask_token)``: cls + s patches through
       the first ``mask_token_layer`` blocks, then the mask tokens (shared vector +
-      the position embedding of their slot) are inserted in raster order among
-      the s tokens and the remaining blocks see cls + s + l.
+      the position embedding of their slot, and with RoPE the coordinates of
+      their slot) are inserted in raster order among the s tokens and the
+      remaining blocks see cls + s + l.
+
+    Register tokens (``num_register_tokens``, DINOv2-reg / DINOv3 "storage"
+    tokens) follow the cls token, ``[cls, registers, patches]``, in every path;
+    they get neither a position nor a rotation. The training paths return cls +
+    patch tokens only (registers are internal), ``out_type='raw'`` returns the
+    whole sequence and :meth:`forward_features` all three parts.
 
     Args:
         arch (str | dict): 'tiny', 'small', 'base', 'large', 'giant-1024', or a
@@ -110,7 +126,24 @@ class PerAViT(BaseModule):
         mask_token_layer (int, optional): block before which mask tokens are
             inserted; default ``num_layers // 2``.
         interpolate_offset (float): pos-embed resize convention for crops of
-            another size at run time (0.1 = the released code's).
+            another size at run time (0.1 = the released code's and DINOv2's)
+            when ``pos_resize='offset'``.
+        num_register_tokens (int): register tokens after the cls token (0 = none).
+        norm_eps (float): eps of every LayerNorm (1e-6; DINOv3 uses 1e-5).
+        mlp_type (str): 'mlp' (GELU) or 'swiglu' (``feedforward_channels`` is
+            then the width of the gated product).
+        pos_embed_layout (str): 'cls_slot' (learned table with a cls entry, ours,
+            DINOv2, timm's default), 'patch_only' (patches only, timm's
+            ``no_embed_class``, e.g. the DINOv2 register models) or 'none' (no
+            learned table; needs ``rope``).
+        pos_resize (str): run-time resize of the learned table to another grid:
+            'offset' (bicubic with ``scale_factor=(dst + interpolate_offset) /
+            src``, DINOv2's) or 'antialias' (bicubic to the exact size with
+            antialiasing, timm's ``resample_abs_pos_embed``).
+        rope (dict, optional): DINOv3 rotary position embedding, the keyword
+            arguments of :class:`~pera_mm.models.utils.rope.RotaryPositionEmbedding2D`
+            (``base=100``, ``normalize_coords``, ``shift_coords``,
+            ``jitter_coords``, ``rescale_coords``). None (default) = no RoPE.
         out_indices (Sequence[int] | int): blocks whose outputs ``forward`` returns.
         out_type (str): 'cls_token', 'featmap', 'avg_featmap' or 'raw'.
         final_norm (bool): apply the final LayerNorm to the last block's output.
@@ -148,7 +181,7 @@ class PerAViT(BaseModule):
         img_size: int = 224,
         patch_size: int = 16,
         in_channels: int = 3,
-        qkv_bias: bool = True,
+        qkv_bias=True,
         drop_path_rate: float = 0.0,
         drop_path_mode: str = 'subset',
         layer_scale_init_value: float = 0.0,
@@ -160,6 +193,12 @@ class PerAViT(BaseModule):
         with_cp: bool = False,
         compile: Union[bool, dict] = False,  # noqa: A002 (mmengine's name)
         frozen_stages: int = -1,
+        num_register_tokens: int = 0,
+        norm_eps: float = 1e-6,
+        mlp_type: str = 'mlp',
+        pos_embed_layout: str = 'cls_slot',
+        pos_resize: str = 'offset',
+        rope: Optional[dict] = None,
         init_cfg=None,
     ):
         super().__init__(init_cfg=init_cfg)
@@ -186,6 +225,11 @@ class PerAViT(BaseModule):
                 f'got {self.mask_token_layer}'
             )
         self.interpolate_offset = interpolate_offset
+        self._check_position_options(pos_embed_layout, pos_resize, rope, num_register_tokens)
+        self.pos_embed_layout, self.pos_resize = pos_embed_layout, pos_resize
+        self.num_register_tokens = num_register_tokens
+        self.num_prefix_tokens = 1 + num_register_tokens
+        self._num_pos_slots = 1 if pos_embed_layout == 'cls_slot' else 0
         self.out_type, self.final_norm, self.with_cp = out_type, final_norm, with_cp
         self._block_call = self._build_block_call(compile)
         out_indices = [out_indices] if isinstance(out_indices, int) else list(out_indices)
@@ -194,7 +238,17 @@ class PerAViT(BaseModule):
         self.patch_embed = nn.Module()
         self.patch_embed.proj = nn.Conv2d(in_channels, C, patch_size, patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, C))
-        self.pos_embed = nn.Parameter(torch.zeros(1, 1 + self.grid_size[0] * self.grid_size[1], C))
+        self.register_tokens = (
+            nn.Parameter(torch.zeros(1, num_register_tokens, C)) if num_register_tokens else None
+        )
+        num_patches = self.grid_size[0] * self.grid_size[1]
+        self.pos_embed = (
+            nn.Parameter(torch.zeros(1, self._num_pos_slots + num_patches, C))
+            if pos_embed_layout != 'none'
+            else None
+        )
+        num_heads = self.arch_settings['num_heads']
+        self.rope = RotaryPositionEmbedding2D(C // num_heads, **rope) if rope is not None else None
         self.blocks = nn.ModuleList(
             [
                 Block(
@@ -205,13 +259,36 @@ class PerAViT(BaseModule):
                     drop_path=drop_path_rate,
                     drop_path_mode=drop_path_mode,
                     layer_scale_init_value=layer_scale_init_value,
+                    norm_eps=norm_eps,
+                    mlp_type=mlp_type,
                 )
                 for _ in range(self.num_layers)
             ]
         )
-        self.norm = nn.LayerNorm(C, eps=1e-6)
+        self.norm = nn.LayerNorm(C, eps=norm_eps)
         self.frozen_stages = check_frozen_stages(frozen_stages, self.num_layers, 'PerAViT')
         self._freeze_stages()
+
+    @staticmethod
+    def _check_position_options(layout, resize, rope, num_register_tokens):
+        if layout not in POS_EMBED_LAYOUTS:
+            raise PeraConfigError(
+                f'PerAViT: pos_embed_layout must be one of {POS_EMBED_LAYOUTS}, got {layout!r}'
+            )
+        if resize not in POS_RESIZE_MODES:
+            raise PeraConfigError(
+                f'PerAViT: pos_resize must be one of {POS_RESIZE_MODES}, got {resize!r}'
+            )
+        if rope is not None and not isinstance(rope, dict):
+            raise PeraConfigError(f'PerAViT: rope must be None or a dict, got {rope!r}')
+        if layout == 'none' and rope is None:
+            raise PeraConfigError(
+                "PerAViT: pos_embed_layout='none' needs rope (the tokens would have no position)"
+            )
+        if not isinstance(num_register_tokens, int) or num_register_tokens < 0:
+            raise PeraConfigError(
+                f'PerAViT: num_register_tokens must be an int >= 0, got {num_register_tokens!r}'
+            )
 
     @staticmethod
     def _build_block_call(compile_cfg):
@@ -246,25 +323,42 @@ class PerAViT(BaseModule):
             load_pretrained_init(self, PerAViT)
             return
         super().init_weights()
-        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        if self.pos_embed is not None:
+            nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.normal_(self.cls_token, std=1e-6)
+        if self.register_tokens is not None:
+            nn.init.normal_(self.register_tokens, std=1e-6)
         init_linear_and_norm_layers(self, partial(nn.init.trunc_normal_, std=0.02))
         w = self.patch_embed.proj.weight
         nn.init.trunc_normal_(w.view(w.shape[0], -1), std=0.02)
 
     # ------------------------------------------------------------------ embedding
-    def pos_embed_for(self, grid_hw):
-        """Position embeddings (1, 1 + h*w, C) for a patch grid of another size."""
+    def _resize_table(self, table, src_hw, dst_hw, offset):
+        """``table`` resized from ``src_hw`` to ``dst_hw`` by this layout's convention."""
+        antialias = self.pos_resize == 'antialias'
         return resize_pos_embed(
-            self.pos_embed, self.grid_size, grid_hw, offset=self.interpolate_offset
+            table,
+            src_hw,
+            dst_hw,
+            num_extra_tokens=self._num_pos_slots,
+            offset=0.0 if antialias else offset,
+            antialias=antialias,
         )
+
+    def pos_embed_for(self, grid_hw):
+        """The learned table (1, slots + h*w, C) for a patch grid of another size.
+
+        ``slots`` is 1 for the 'cls_slot' layout and 0 for 'patch_only'.
+        """
+        return self._resize_table(self.pos_embed, self.grid_size, grid_hw, self.interpolate_offset)
 
     def embed(self, x):
         """Patch-embed and add positions on the full grid.
 
         Returns:
-            tuple: cls token (N, 1, C), patch tokens (N, L, C) and the patch
-            position embeddings (1, L, C) that were added to them.
+            tuple: prefix tokens (N, 1 + R, C) (cls, then the R register
+            tokens), patch tokens (N, L, C) and the patch position embeddings
+            (1, L, C) that were added to them (zeros without a learned table).
         """
         if x.shape[-2] % self.patch_size or x.shape[-1] % self.patch_size:
             raise PeraConfigError(
@@ -274,30 +368,86 @@ class PerAViT(BaseModule):
         x = self.patch_embed.proj(x)
         grid = tuple(x.shape[-2:])
         x = x.flatten(2).transpose(1, 2)
-        pos = self.pos_embed_for(grid)
-        cls = (self.cls_token + pos[:, :1]).expand(x.shape[0], -1, -1)
-        return cls, x + pos[:, 1:], pos[:, 1:]
+        cls = self.cls_token
+        if self.pos_embed is None:
+            pos = x.new_zeros(1, x.shape[1], x.shape[2])
+        else:
+            table = self.pos_embed_for(grid)
+            pos = table[:, self._num_pos_slots :]
+            if self._num_pos_slots:
+                cls = cls + table[:, :1]
+            x = x + pos
+        prefix = [cls]
+        if self.register_tokens is not None:
+            prefix.append(self.register_tokens)
+        prefix = torch.cat(prefix, dim=1).expand(x.shape[0], -1, -1)
+        return prefix, x, pos
 
-    def _run_blocks(self, x, blocks):
+    def rope_coords(self, grid_hw, device=None):
+        """RoPE coordinates (L, 2) of a patch grid, augmented in training; None without RoPE.
+
+        One draw of the train-time augmentation per call: a path calls it once
+        and gathers per-token coordinates from it.
+        """
+        if self.rope is None:
+            return None
+        return self.rope.augment(self.rope.grid_coords(grid_hw, device))
+
+    def rope_for(self, coords):
+        """Per-token ``(sin, cos)`` (N or 1, 1 + R + T, head_dim) of patch coordinates.
+
+        ``coords``: (T, 2) or (N, T, 2) coordinates of the patch tokens in
+        sequence order; the prefix (cls, registers) rows get no rotation.
+        None if ``coords`` is None.
+        """
+        if coords is None:
+            return None
+        if coords.dim() == 2:
+            coords = coords.unsqueeze(0)
+        sin, cos = self.rope.sincos(coords)
+        n, _, d = sin.shape
+        p = self.num_prefix_tokens
+        sin = torch.cat([sin.new_zeros(n, p, d), sin], dim=1)
+        cos = torch.cat([cos.new_ones(n, p, d), cos], dim=1)
+        return sin, cos
+
+    @staticmethod
+    def _gather_coords(coords, idx):
+        """Coordinates (N, K, 2) of the patches ``idx`` (N, K); None without RoPE."""
+        if coords is None:
+            return None
+        return gather_tokens(coords.unsqueeze(0).expand(idx.shape[0], -1, -1), idx)
+
+    def _run_blocks(self, x, blocks, rope=None):
         for blk in blocks:
             if self.with_cp and x.requires_grad:
-                x = checkpoint(self._block_call, blk, x, use_reentrant=False)
+                x = checkpoint(self._block_call, blk, x, rope, use_reentrant=False)
             else:
-                x = self._block_call(blk, x)
+                x = self._block_call(blk, x, rope)
         return x
+
+    def _drop_registers(self, x):
+        """Cls + patch tokens of a (N, 1 + R + T, C) sequence."""
+        if not self.num_register_tokens:
+            return x
+        return torch.cat([x[:, :1], x[:, self.num_prefix_tokens :]], dim=1)
 
     # ------------------------------------------------------------- training paths
     def forward_sparse(self, x, keep_idx=None):
         """The sparse path: cls + the patches at ``keep_idx`` through every block.
 
-        Returns the final-normed token sequence (N, 1 + K, C); ``keep_idx``
-        (N, K), or None to keep every patch.
+        Returns the final-normed token sequence (N, 1 + K, C) (cls, then the
+        kept patches; register tokens run along but are not returned);
+        ``keep_idx`` (N, K), or None to keep every patch.
         """
-        cls, patches, _ = self.embed(x)
+        prefix, patches, _ = self.embed(x)
+        coords = self.rope_coords(self._grid_of(x), x.device)
         if keep_idx is not None and keep_idx.shape[1] != patches.shape[1]:
             patches = gather_tokens(patches, keep_idx)
-        x = self._run_blocks(torch.cat([cls, patches], dim=1), self.blocks)
-        return self.norm(x)
+            coords = self._gather_coords(coords, keep_idx)
+        h = torch.cat([prefix, patches], dim=1)
+        h = self._run_blocks(h, self.blocks, self.rope_for(coords))
+        return self._drop_registers(self.norm(h))
 
     def forward_student(self, x, s_idx, l_idx, mask_token):
         """The student path on global crops.
@@ -312,20 +462,25 @@ class PerAViT(BaseModule):
             tuple: final-normed cls (N, C) and mask-token outputs (N, n_l, C) in
             the order of ``l_idx``.
         """
-        cls, patches, pos = self.embed(x)
+        prefix, patches, pos = self.embed(x)
+        p = self.num_prefix_tokens
         n_s = s_idx.shape[1]
-        h = torch.cat([cls, gather_tokens(patches, s_idx)], dim=1)
-        h = self._run_blocks(h, self.blocks[: self.mask_token_layer])
+        coords = self.rope_coords(self._grid_of(x), x.device)
+        h = torch.cat([prefix, gather_tokens(patches, s_idx)], dim=1)
+        rope = self.rope_for(self._gather_coords(coords, s_idx))
+        h = self._run_blocks(h, self.blocks[: self.mask_token_layer], rope)
         # Raster order of s ∪ l: sort the concatenated positions once; the same
         # permutation reorders [s outputs, mask tokens] into spatial order.
         sl_idx = torch.cat([s_idx, l_idx], dim=1)
         order = sl_idx.argsort(dim=1)
         mask_tokens = mask_token.to(h.dtype) + gather_tokens(pos.expand(x.shape[0], -1, -1), l_idx)
-        body = gather_tokens(torch.cat([h[:, 1:], mask_tokens], dim=1), order)
-        h = torch.cat([h[:, :1], body], dim=1)
-        h = self.norm(self._run_blocks(h, self.blocks[self.mask_token_layer :]))
-        # slot of each l token in the raster sequence (+1 for cls)
-        l_slots = order.argsort(dim=1)[:, n_s:] + 1
+        body = gather_tokens(torch.cat([h[:, p:], mask_tokens], dim=1), order)
+        h = torch.cat([h[:, :p], body], dim=1)
+        # the late tokens sit at the slots sl_idx[order]: their coordinates
+        rope = self.rope_for(self._gather_coords(coords, torch.gather(sl_idx, 1, order)))
+        h = self.norm(self._run_blocks(h, self.blocks[self.mask_token_layer :], rope))
+        # slot of each l token in the raster sequence (+p for cls and registers)
+        l_slots = order.argsort(dim=1)[:, n_s:] + p
         return h[:, 0], gather_tokens(h, l_slots)
 
     def forward_masked_dense(self, x, l_mask, mask_token):
@@ -333,15 +488,21 @@ class PerAViT(BaseModule):
 
         Patches where ``l_mask`` (N, L) is True are replaced by the mask token
         (+ their position) before block ``mask_token_layer``. Returns the
-        final-normed sequence (N, 1 + L, C).
+        final-normed sequence (N, 1 + L, C) (cls and patches).
         """
-        cls, patches, pos = self.embed(x)
-        h = torch.cat([cls, patches], dim=1)
-        h = self._run_blocks(h, self.blocks[: self.mask_token_layer])
+        prefix, patches, pos = self.embed(x)
+        p = self.num_prefix_tokens
+        rope = self.rope_for(self.rope_coords(self._grid_of(x), x.device))
+        h = torch.cat([prefix, patches], dim=1)
+        h = self._run_blocks(h, self.blocks[: self.mask_token_layer], rope)
         tokens = mask_token.to(h.dtype) + pos
-        body = torch.where(l_mask.unsqueeze(-1), tokens, h[:, 1:])
-        h = torch.cat([h[:, :1], body], dim=1)
-        return self.norm(self._run_blocks(h, self.blocks[self.mask_token_layer :]))
+        body = torch.where(l_mask.unsqueeze(-1), tokens, h[:, p:])
+        h = torch.cat([h[:, :p], body], dim=1)
+        h = self.norm(self._run_blocks(h, self.blocks[self.mask_token_layer :], rope))
+        return self._drop_registers(h)
+
+    def _grid_of(self, x):
+        return (x.shape[-2] // self.patch_size, x.shape[-1] // self.patch_size)
 
     # ------------------------------------------------------------ dense downstream
     def forward(self, x, path: str = 'dense', **kwargs):
@@ -364,12 +525,13 @@ class PerAViT(BaseModule):
     def forward_dense(self, x):
         """Every patch through every block; outputs of ``out_indices``."""
         B = x.shape[0]
-        cls, patches, _ = self.embed(x)
-        grid = (x.shape[-2] // self.patch_size, x.shape[-1] // self.patch_size)
-        h = torch.cat([cls, patches], dim=1)
+        prefix, patches, _ = self.embed(x)
+        grid = self._grid_of(x)
+        rope = self.rope_for(self.rope_coords(grid, x.device))
+        h = torch.cat([prefix, patches], dim=1)
         outs = []
         for i, blk in enumerate(self.blocks):
-            h = self._run_blocks(h, [blk])
+            h = self._run_blocks(h, [blk], rope)
             out = h
             if i == self.num_layers - 1 and self.final_norm:
                 out = h = self.norm(h)
@@ -377,12 +539,20 @@ class PerAViT(BaseModule):
                 outs.append(self._format_output(out, grid, B))
         return tuple(outs)
 
+    def forward_features(self, x):
+        """Final-normed cls (N, C), register (N, R, C) and patch (N, L, C) tokens."""
+        prefix, patches, _ = self.embed(x)
+        rope = self.rope_for(self.rope_coords(self._grid_of(x), x.device))
+        h = self.norm(self._run_blocks(torch.cat([prefix, patches], dim=1), self.blocks, rope))
+        p = self.num_prefix_tokens
+        return h[:, 0], h[:, 1:p], h[:, p:]
+
     def _format_output(self, x, grid, B):
         if self.out_type == 'raw':
             return x
         if self.out_type == 'cls_token':
             return x[:, 0]
-        patches = x[:, 1:]
+        patches = x[:, self.num_prefix_tokens :]
         if self.out_type == 'featmap':
             return patches.reshape(B, grid[0], grid[1], -1).permute(0, 3, 1, 2).contiguous()
         return patches.mean(dim=1)
@@ -410,8 +580,9 @@ class PerAViT(BaseModule):
             for param in module.parameters(recurse=True):
                 param.requires_grad = False
         if self.frozen_stages >= 0:
-            self.cls_token.requires_grad = False
-            self.pos_embed.requires_grad = False
+            for param in (self.cls_token, self.pos_embed, self.register_tokens):
+                if param is not None:
+                    param.requires_grad = False
 
     def train(self, mode: bool = True):
         """Set the train mode; frozen stages stay in eval mode."""
@@ -425,8 +596,12 @@ class PerAViT(BaseModule):
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         """Resize a checkpoint's position embedding to this model's grid."""
         key = prefix + 'pos_embed'
-        if key in state_dict and state_dict[key].shape != self.pos_embed.shape:
+        if (
+            self.pos_embed is not None
+            and key in state_dict
+            and state_dict[key].shape != self.pos_embed.shape
+        ):
             src = state_dict[key]
-            src_grid = infer_square_grid(src.shape[1] - 1)
-            state_dict[key] = resize_pos_embed(src, src_grid, self.grid_size)
+            src_grid = infer_square_grid(src.shape[1] - self._num_pos_slots)
+            state_dict[key] = self._resize_table(src, src_grid, self.grid_size, offset=0.0)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

@@ -19,3 +19,7 @@ __all__ = [
     'sincos_pos_embed_2d',
     'sincos_pos_embed_for_grid',
 ]
+from .rope import RotaryPositionEmbedding2D, apply_rope  # noqa: E402
+from .swiglu import SwiGLUMlp  # noqa: E402
+
+__all__ += ['RotaryPositionEmbedding2D', 'apply_rope', 'SwiGLUMlp']

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 
-def resize_pos_embed(pos_embed, src_hw, dst_hw, num_extra_tokens=1, offset=0.0):
+def resize_pos_embed(pos_embed, src_hw, dst_hw, num_extra_tokens=1, offset=0.0, antialias=False):
     """Bicubically resize the patch part of a ViT position embedding.
 
     Args:
@@ -19,6 +19,9 @@ def resize_pos_embed(pos_embed, src_hw, dst_hw, num_extra_tokens=1, offset=0.0):
             (the DINOv2 convention the released PerA code uses for local crops)
             instead of an explicit output size. Both give a ``dst_hw`` grid but
             sample the source at slightly different coordinates.
+        antialias (bool): antialiased bicubic resize to ``dst_hw`` (timm's
+            ``resample_abs_pos_embed`` convention; matters when shrinking).
+            Only with ``offset == 0``.
     """
     if tuple(src_hw) == tuple(dst_hw):
         return pos_embed
@@ -27,6 +30,8 @@ def resize_pos_embed(pos_embed, src_hw, dst_hw, num_extra_tokens=1, offset=0.0):
     grid = patch.reshape(1, src_hw[0], src_hw[1], C).permute(0, 3, 1, 2)
     dtype = grid.dtype
     grid = grid.float()
+    if offset > 0 and antialias:
+        raise ValueError('pos-embed resize: offset and antialias are two conventions, pick one')
     if offset > 0:
         scale = ((dst_hw[0] + offset) / src_hw[0], (dst_hw[1] + offset) / src_hw[1])
         grid = F.interpolate(grid, scale_factor=scale, mode='bicubic', align_corners=False)
@@ -36,7 +41,9 @@ def resize_pos_embed(pos_embed, src_hw, dst_hw, num_extra_tokens=1, offset=0.0):
                 f'expected {tuple(dst_hw)}'
             )
     else:
-        grid = F.interpolate(grid, size=dst_hw, mode='bicubic', align_corners=False)
+        grid = F.interpolate(
+            grid, size=tuple(dst_hw), mode='bicubic', align_corners=False, antialias=antialias
+        )
     patch = grid.to(dtype).permute(0, 2, 3, 1).reshape(1, -1, C)
     return torch.cat([extra, patch], dim=1)
 

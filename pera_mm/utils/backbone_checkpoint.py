@@ -88,7 +88,13 @@ def find_vit_weights(
         raise PeraDataError(str(e)) from None
     # PerAViT or MMPretrain names, bare or under ``backbone.``: the richest match wins
     # (``pos_embed`` / ``cls_token`` are spelled alike in both).
-    to_ours = {pera_vit_to_mmpretrain({k: None}, source).popitem()[0]: k for k in target_keys}
+    # (options such as register tokens have no MMPretrain name and are matched as ours only)
+    to_ours = {}
+    for k in target_keys:
+        try:
+            to_ours[pera_vit_to_mmpretrain({k: None}, source).popitem()[0]] = k
+        except CheckpointConvertError:
+            pass
     candidates = []
     for prefix in ('', 'backbone.'):
         candidates.append((_vit_part(state_dict, prefix, source), 'backbone'))

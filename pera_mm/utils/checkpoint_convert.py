@@ -43,6 +43,11 @@ _VIT_KEY = re.compile(
     r'|attn\.(?:qkv|proj)\.(?:weight|bias)'
     r'|mlp\.fc[12]\.(?:weight|bias)|ls[12]\.gamma))$'
 )
+# PerAViT options for public weights (registers, q/v biases, SwiGLU); the PerA
+# layouts never hold them, so their converters keep to ``_VIT_KEY``
+_VIT_OPTION_KEY = re.compile(
+    r'^(?:register_tokens|blocks\.\d+\.(?:attn\.[qv]_bias|mlp\.fc1_[gx]\.(?:weight|bias)))$'
+)
 
 
 def is_vit_key(key: str) -> bool:
@@ -51,7 +56,7 @@ def is_vit_key(key: str) -> bool:
     Args:
         key (str): a state-dict key without prefix.
     """
-    return bool(_VIT_KEY.match(key))
+    return bool(_VIT_KEY.match(key) or _VIT_OPTION_KEY.match(key))
 
 
 # DINO head / pixel head parameter names (ours and the released code's).
@@ -429,7 +434,7 @@ def select_backbone(
         raise CheckpointConvertError(
             f"{source} has no '{prefix}*' weights (is it a PerA training checkpoint?)"
         )
-    bad = [prefix + k for k in backbone if not _VIT_KEY.match(k)]
+    bad = [prefix + k for k in backbone if not is_vit_key(k)]
     if bad:
         raise CheckpointConvertError(f'{source}: {_short_list(bad)} are not PerAViT parameters')
     return backbone

@@ -480,6 +480,13 @@ def prepare_timm_export(
     unknown = [k for k in vit if not is_vit_key(k)]
     if unknown:
         raise CheckpointConvertError(f'{source}: {unknown[:3]} are not PerAViT parameters')
+    # registers, separate q/v biases and SwiGLU (public-weight options) have no timm export yet
+    options = [k for k in vit if k == 'register_tokens' or '_bias' in k or '.fc1_' in k]
+    if options:
+        raise CheckpointConvertError(
+            f'{source}: {options[0]} belongs to a PerAViT option (registers, q/v bias or SwiGLU) '
+            'that the timm export does not cover; export backbones with the default layout'
+        )
     arch = infer_vit_arch(vit)
     heads = _num_heads(arch, num_heads, settings, source)
     grid = _grid(arch, settings, source)

@@ -165,3 +165,18 @@ def test_training_checkpoint_without_teacher_is_refused(tmp_path, pera_state):
     with pytest.raises(PeraDataError, match='without teacher weights') as info:
         model.init_weights()
     assert str(path) in str(info.value) and '\n' not in str(info.value)
+
+
+def test_public_weight_options_load_with_zero_missing_keys(tmp_path):
+    """Register tokens, q/v biases and SwiGLU weights are ViT keys for pretrained loading."""
+    kw = dict(img_size=32, patch_size=16, num_register_tokens=2, qkv_bias='qv', mlp_type='swiglu')
+    arch = dict(embed_dims=64, num_layers=2, num_heads=2, feedforward_channels=128)
+    src = PerAViT(arch=arch, **kw)
+    for p in src.parameters():
+        torch.nn.init.normal_(p)
+    path = tmp_path / 'opts.pth'
+    save_weights_file(OrderedDict(src.state_dict()), str(path), {})
+    dst = PerAViT(arch=arch, **kw)
+    load_vit_checkpoint(dst, str(path))
+    for key, value in src.state_dict().items():
+        assert torch.equal(dst.state_dict()[key], value), key

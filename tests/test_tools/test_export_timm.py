@@ -382,3 +382,15 @@ def test_cli_subprocess_student(tiny_run, tmp_path):
     sd = torch.load(src, weights_only=True)['state_dict']
     weights = load_file(str(out / 'model.safetensors'))
     assert torch.equal(weights['blocks.5.attn.qkv.weight'], sd['backbone.blocks.5.attn.qkv.weight'])
+
+
+@pytest.mark.parametrize(
+    'option', [dict(num_register_tokens=2), dict(qkv_bias='qv'), dict(mlp_type='swiglu')]
+)
+def test_public_weight_options_are_refused_in_one_line(option):
+    """Options the timm export does not map must not be exported as a plain ViT."""
+    arch = dict(embed_dims=64, num_layers=1, num_heads=2, feedforward_channels=128)
+    vit = PerAViT(arch=arch, img_size=32, patch_size=16, **option).state_dict()
+    with pytest.raises(ValueError, match='timm export does not cover') as info:
+        prepare_timm_export(vit, source='opt.pth')
+    assert '\n' not in str(info.value) and 'opt.pth' in str(info.value)

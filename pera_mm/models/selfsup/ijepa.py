@@ -15,6 +15,12 @@ from ...utils.errors import PeraConfigError, PeraDataError
 from ..backbones.ijepa_vit import check_patch_grid
 from ..utils.multiblock_mask_sampler import MultiBlockMaskSampler
 from .pera import derive_dims
+from .spatial_affinity import build_spatial_affinity
+
+
+def _ijepa_dense_tokens(encoder, images):
+    """Final-normed tokens of every patch (no cls token in I-JEPA)."""
+    return encoder.forward_tokens(images)
 
 
 @MODELS.register_module()
@@ -45,6 +51,12 @@ class IJEPA(BaseSelfSupervisor):
         target_norm_eps (float): eps of the targets' layer norm. Defaults to 1e-5.
         data_preprocessor (dict, optional): e.g. ``MultiBandDataPreprocessor``.
         init_cfg (dict, optional): MMEngine init config.
+        spatial_affinity (dict, optional): :class:`SpatialAffinity` settings (its HR
+            teacher is built from the target encoder's config). The inputs are then
+            ``[mr, hr]``; the component compares the context encoder's outputs at
+            the CONTEXT patches (the host's sample, before the predictor) with the
+            HR teacher's features at the same MR positions. The host's term is then
+            logged as ``loss_ijepa`` (``loss`` is the total).
     """
 
     def __init__(
@@ -56,6 +68,7 @@ class IJEPA(BaseSelfSupervisor):
         target_norm_eps: float = 1e-5,
         data_preprocessor: Optional[Union[dict, nn.Module]] = None,
         init_cfg: Optional[dict] = None,
+        spatial_affinity: Optional[dict] = None,
     ):
         super().__init__(backbone=backbone, data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         vit = self.backbone
@@ -85,6 +98,7 @@ class IJEPA(BaseSelfSupervisor):
         target_cfg.pop('init_cfg', None)
         self.target_encoder = MODELS.build(target_cfg)
         self.target_encoder.requires_grad_(False)
+        self.spatial_affinity = build_spatial_affinity(spatial_affinity, target_cfg, vit.embed_dims)
         self.sync_teacher()
 
     # ------------------------------------------------------------ target encoder
@@ -97,6 +111,12 @@ class IJEPA(BaseSelfSupervisor):
     def sync_teacher(self):
         """Make the target encoder an exact copy of the context encoder."""
         self.target_encoder.load_state_dict(self.backbone.state_dict())
+        if getattr(self, 'spatial_affinity', None) is not None:
+            self.spatial_affinity.sync(self.backbone)
+
+    def spatial_affinity_sources(self):
+        """The encoders ``SpatialAffinityHook`` may copy into the HR teacher."""
+        return dict(student=self.backbone, teacher=self.target_encoder)
 
     @torch.no_grad()
     def update_teacher(self, momentum: float):
@@ -149,25 +169,46 @@ class IJEPA(BaseSelfSupervisor):
                     f'{grid[0]}x{grid[1]} patch grid'
                 )
         with torch.no_grad():
-            h = self.target_encoder.forward_tokens(x)
+            h = self.target_encoder(x, tokens_only=True)
             h = F.layer_norm(h.float(), (h.shape[-1],), eps=self.target_norm_eps)
             targets = torch.cat([gather_tokens(h, t) for t in target_idx], dim=0)
-        z = self.backbone.forward_tokens(x, keep_idx=context_idx)
+        z = self.backbone(x, keep_idx=context_idx, tokens_only=True)
         pred = self.neck(z, context_idx, target_idx, grid)
         return dict(target_features=h, targets=targets, context_features=z, predictions=pred)
 
-    def loss_from_masks(self, x, context_idx, target_idx) -> Dict[str, torch.Tensor]:
-        """The smooth-L1 loss of one batch for given masks (see :meth:`predict_targets`)."""
+    def loss_from_masks(
+        self, x, context_idx, target_idx, hr_images=None, data_samples=None
+    ) -> Dict[str, torch.Tensor]:
+        """The smooth-L1 loss of one batch for given masks (see :meth:`predict_targets`).
+
+        With ``spatial_affinity``, ``hr_images`` (B, C, sH, sW) are the HR pairs of ``x``.
+        """
         out = self.predict_targets(x, context_idx, target_idx)
         loss = F.smooth_l1_loss(out['predictions'].float(), out['targets'], beta=self.beta)
-        return dict(loss=loss)
+        if self.spatial_affinity is None:
+            return dict(loss=loss)
+        if hr_images is None:
+            raise PeraDataError(
+                f'{type(self).__name__}: spatial_affinity is configured but the inputs hold '
+                f'no HR images; give [mr, hr] (PairedHRMRDataset + PackHRMRInputs)'
+            )
+        self.spatial_affinity.check_pair(x, hr_images, data_samples)
+        grid = (x.shape[-2] // self.backbone.patch_size, x.shape[-1] // self.backbone.patch_size)
+        losses = dict(loss_ijepa=loss)
+        losses.update(
+            self.spatial_affinity(
+                out['context_features'], context_idx, grid, hr_images, _ijepa_dense_tokens
+            )
+        )
+        return losses
 
     def loss(self, inputs: Union[torch.Tensor, List[torch.Tensor]], data_samples: list):
         """Draw this batch's masks and return the loss.
 
         Args:
-            inputs (Tensor | list[Tensor]): (B, C, H, W) images (or a one-view list).
-            data_samples (list): unused.
+            inputs (Tensor | list[Tensor]): (B, C, H, W) images (or a one-view list);
+                ``[mr, hr]`` with ``spatial_affinity`` (other views are ignored without).
+            data_samples (list): their metainfo ``scale`` is checked by the component.
         """
         x = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
         grid = check_patch_grid(
@@ -182,4 +223,7 @@ class IJEPA(BaseSelfSupervisor):
                 f'{self.backbone.img_size}); crop or resize the images to img_size'
             )
         context_idx, target_idx = self.mask_sampler(x.shape[0])
-        return self.loss_from_masks(x, context_idx[0], target_idx)
+        if self.spatial_affinity is None:
+            return self.loss_from_masks(x, context_idx[0], target_idx)
+        hr = inputs[1] if isinstance(inputs, (list, tuple)) and len(inputs) > 1 else None
+        return self.loss_from_masks(x, context_idx[0], target_idx, hr, data_samples)

@@ -11,6 +11,38 @@ from mmpretrain.registry import MODELS
 from ...utils.errors import PeraConfigError, PeraDataError
 from ..backbones.latent_mim_vit import gap_grid, gap_patchify
 from ..losses.similarity_target_loss import mean_patch_similarity
+from .spatial_affinity import build_spatial_affinity
+
+
+def hr_gap_patches(hr, patch_size, patch_gap, scale, offset_row=None, offset_col=None):
+    """The HR patches under LatentMIM's gap windows, on the HR patch grid.
+
+    MR window (u, v), at offset (r, c) inside its ``patch_size + patch_gap`` cell, covers
+    the same ground as the HR window of ``scale * patch_size`` px at offset
+    (s r, s c) inside HR cell (u, v) of ``scale * (patch_size + patch_gap)`` px. That
+    window is cut into the s x s HR patches (s u + i, s v + j) of ``patch_size`` px.
+
+    Args:
+        hr (Tensor): (B, C, sH, sW) HR images.
+        patch_size (int): P.
+        patch_gap (int): the MR gap.
+        scale (int): s.
+        offset_row (Tensor, optional): (B, gh, gw) the MR windows' first rows in their cells.
+        offset_col (Tensor, optional): (B, gh, gw) their first columns.
+
+    Returns:
+        tuple: (B, s^2 gh gw, P * P * C) patch vectors in raster order of the
+        (s gh, s gw) HR grid ((p, q, c) order inside a patch, as ``gap_patchify``), and
+        that grid.
+    """
+    B, C = hr.shape[:2]
+    s, P = scale, patch_size
+    gh, gw = gap_grid(hr.shape[-2:], s * P, s * patch_gap, 'HR inputs')
+    off_r = None if offset_row is None else s * offset_row
+    off_c = None if offset_col is None else s * offset_col
+    win = gap_patchify(hr, s * P, s * patch_gap, off_r, off_c)  # (B, gh*gw, sP*sP*C)
+    win = win.view(B, gh, gw, s, P, s, P, C).permute(0, 1, 3, 2, 5, 4, 6, 7)
+    return win.reshape(B, s * gh * s * gw, P * P * C), (s * gh, s * gw)
 
 
 @MODELS.register_module()
@@ -38,6 +70,15 @@ class LatentMIM(BaseSelfSupervisor):
     ``LatentMIMScheduleHook`` sets before every iteration. Loss keys contain
     ``loss``; ``monitor_*`` keys are only logged.
 
+    **Skipped steps.** The EMA of step 3 happens before the optimizer wrapper
+    knows whether the step is finite. The hook therefore brackets every
+    iteration that updates the target: :meth:`snapshot_target` before the
+    forward, then :meth:`commit_target` after an applied optimizer step or
+    :meth:`rollback_target` after a skipped one (``last_step_skipped`` of
+    ``AutoAmpOptimWrapper``), so a skipped step leaves the target bitwise
+    unchanged. Outside the forward every parameter is in the same layout
+    (FSDP: this rank's shard), so the snapshot and the rollback match.
+
     Args:
         backbone (dict): ``LatentMIMViT``; the target encoder is built from the
             same config (drop path 0) and starts as an exact copy.
@@ -52,6 +93,12 @@ class LatentMIM(BaseSelfSupervisor):
         sim_target (float): regulariser target until a hook sets it. Defaults to 0.75.
         data_preprocessor (dict, optional): MMPretrain data preprocessor.
         init_cfg (dict, optional): MMEngine init config.
+        spatial_affinity (dict, optional): :class:`SpatialAffinity` settings (its HR
+            teacher is built from the target encoder's config). The inputs are then
+            ``[mr, hr]``; the component compares the online encoder's outputs at the
+            VISIBLE patches (before the MLP head) with the HR teacher's features of the
+            same windows on the HR image (see :func:`hr_gap_patches`), downsampled
+            to the MR cell grid.
     """
 
     def __init__(
@@ -66,6 +113,7 @@ class LatentMIM(BaseSelfSupervisor):
         sim_target: float = 0.75,
         data_preprocessor: Optional[dict] = None,
         init_cfg: Optional[dict] = None,
+        spatial_affinity: Optional[dict] = None,
     ):
         if not isinstance(patch_gap, int) or patch_gap < 0:
             raise PeraConfigError(f'LatentMIM: patch_gap must be an int >= 0, got {patch_gap!r}')
@@ -86,6 +134,10 @@ class LatentMIM(BaseSelfSupervisor):
         target.pop('init_cfg', None)
         self.target = MODELS.build(target)
         self.target.requires_grad_(False)
+        self._target_snapshot, self._snapshot_pending = None, False
+        self.spatial_affinity = build_spatial_affinity(
+            spatial_affinity, target, self.backbone.embed_dims
+        )
         self.sync_target()
 
     def init_weights(self):
@@ -97,6 +149,12 @@ class LatentMIM(BaseSelfSupervisor):
     def sync_target(self):
         """Make the target encoder an exact copy of the online encoder."""
         self.target.load_state_dict(self.backbone.state_dict())
+        if getattr(self, 'spatial_affinity', None) is not None:
+            self.spatial_affinity.sync(self.backbone)
+
+    def spatial_affinity_sources(self):
+        """The encoders ``SpatialAffinityHook`` may copy into the HR teacher."""
+        return dict(student=self.backbone, teacher=self.target)
 
     @torch.no_grad()
     def update_target(self, momentum: float):
@@ -104,6 +162,30 @@ class LatentMIM(BaseSelfSupervisor):
         t, s = list(self.target.parameters()), list(self.backbone.parameters())
         torch._foreach_mul_(t, momentum)
         torch._foreach_add_(t, s, alpha=1 - momentum)
+
+    @torch.no_grad()
+    def snapshot_target(self):
+        """Keep a copy of the target encoder, to undo the coming EMA if its step is skipped."""
+        params = [p.detach() for p in self.target.parameters()]
+        kept = self._target_snapshot
+        layout = [(p.shape, p.dtype, p.device) for p in params]
+        if kept is None or [(k.shape, k.dtype, k.device) for k in kept] != layout:
+            self._target_snapshot = [p.clone() for p in params]
+        else:
+            torch._foreach_copy_(kept, params)
+        self._snapshot_pending = True
+
+    @torch.no_grad()
+    def rollback_target(self):
+        """Put the target back to its last snapshot (the optimizer step was skipped)."""
+        if self._snapshot_pending:
+            params = [p.detach() for p in self.target.parameters()]
+            torch._foreach_copy_(params, self._target_snapshot)
+        self._snapshot_pending = False
+
+    def commit_target(self):
+        """Keep the EMA'd target (the optimizer step was applied)."""
+        self._snapshot_pending = False
 
     def extract_feat(self, inputs):
         """``mode='tensor'``: features of the online encoder (used downstream)."""
@@ -151,13 +233,24 @@ class LatentMIM(BaseSelfSupervisor):
         """Losses of one step on a batch of images (draws made here)."""
         images = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
         grid_hw = self.grid_of(images)
-        return self.loss_with_draws(images, self.draw(images.shape[0], grid_hw, images.device))
+        draws = self.draw(images.shape[0], grid_hw, images.device)
+        if self.spatial_affinity is None:
+            return self.loss_with_draws(images, draws)
+        hr = inputs[1] if isinstance(inputs, (list, tuple)) and len(inputs) > 1 else None
+        return self.loss_with_draws(images, draws, hr, data_samples)
 
-    def loss_with_draws(self, images: torch.Tensor, draws: Dict[str, torch.Tensor]):
+    def loss_with_draws(
+        self,
+        images: torch.Tensor,
+        draws: Dict[str, torch.Tensor],
+        hr_images: Optional[torch.Tensor] = None,
+        data_samples: Optional[list] = None,
+    ):
         """The step on ``images`` (B, C, H, W) with given draws (see :meth:`draw`).
 
         The entry point for replaying recorded draws; :meth:`loss` calls it
-        with fresh ones.
+        with fresh ones. With ``spatial_affinity``, ``hr_images`` (B, C, sH, sW)
+        are the HR pairs and ``loss_spatial_affinity`` / ``monitor_sa_gram`` are added.
 
         Returns:
             dict[str, Tensor]: ``loss_infonce``, ``loss_sim_pred``,
@@ -180,9 +273,15 @@ class LatentMIM(BaseSelfSupervisor):
         if self.training and self.update_ema:
             self.update_target(self.momentum)
         with torch.no_grad():
-            x_trg = self.target.forward_patches(trg_pix, trg_ids, grid_hw)[:, 1:]
+            x_trg = self.target(trg_pix, trg_ids, grid_hw)[:, 1:]
 
-        x_vis = self.backbone.forward_patches(vis_pix, vis_ids, grid_hw)
+        sa_terms = {}
+        if self.spatial_affinity is None:
+            x_vis = self.backbone(vis_pix, vis_ids, grid_hw)
+        else:  # the features before the MLP head, then the head: the same x_vis
+            x_vis, sa_terms = self._with_spatial_affinity(
+                images, hr_images, data_samples, draws, vis_pix, vis_ids, grid_hw
+            )
         x_pred = self.neck(x_vis, vis_ids, trg_ids, grid_hw)
 
         losses = dict(loss_infonce=self.loss_module(x_pred, x_trg))
@@ -197,4 +296,28 @@ class LatentMIM(BaseSelfSupervisor):
             monitor_sim_vis=sim_vis.detach(),
             monitor_sim_trg=sim_trg,
         )
+        losses.update(sa_terms)
         return losses
+
+    def _with_spatial_affinity(self, images, hr_images, samples, draws, vis_pix, vis_ids, grid):
+        """The online encoder's visible outputs (head applied) and the component's terms."""
+        if hr_images is None:
+            raise PeraDataError(
+                'LatentMIM: spatial_affinity is configured but the inputs hold no HR images; '
+                'give [mr, hr] (PairedHRMRDataset + PackHRMRInputs)'
+            )
+        sa = self.spatial_affinity
+        sa.check_pair(images, hr_images, samples)
+        vit = self.backbone
+        feats = vit.forward_patches(vis_pix, vis_ids, grid, with_head=False)
+        x_vis = vit.head(feats) if vit.head is not None else feats
+
+        def encode(encoder, hr):
+            patches, hr_grid = hr_gap_patches(
+                hr, vit.patch_size, self.patch_gap, sa.scale,
+                draws['gap_offset_row'], draws['gap_offset_col'],
+            )  # fmt: skip
+            ids = torch.arange(patches.shape[1], device=hr.device).expand(hr.shape[0], -1)
+            return encoder.forward_patches(patches, ids, hr_grid, with_head=False)[:, 1:]
+
+        return x_vis, sa(feats[:, 1:], vis_ids, grid, hr_images, encode)

@@ -12,6 +12,7 @@ from mmpretrain.registry import MODELS
 from ...structures import MASK_L, MASK_S, MASK_T, flag_indices, gather_tokens, patchify
 from ...utils.errors import PeraConfigError, PeraDataError
 from ..utils.feature_stats import mean_pairwise_cosine
+from .spatial_affinity import build_spatial_affinity
 
 
 def derive_dims(cfg: Optional[dict], name: str, **derived) -> Optional[dict]:
@@ -32,6 +33,11 @@ def derive_dims(cfg: Optional[dict], name: str, **derived) -> Optional[dict]:
                 f'from the model); remove it from the config'
             )
     return cfg
+
+
+def _pera_dense_patches(encoder, images):
+    """Final-normed patch tokens of every patch (the sparse path keeping all of them)."""
+    return encoder(images, path='sparse', keep_idx=None)[:, 1:]
 
 
 def flag_index_sets(masks: torch.Tensor, field: str, **flags) -> Dict[str, torch.Tensor]:
@@ -79,6 +85,13 @@ class PerA(BaseSelfSupervisor):
         monitor (bool): log collapse statistics every iteration.
         data_preprocessor (dict, optional): MMPretrain data preprocessor.
         init_cfg (dict, optional): MMEngine initialisation config.
+        spatial_affinity (dict, optional): :class:`SpatialAffinity` settings (its
+            HR teacher is built from the teacher backbone's config). The inputs then
+            end with ``nG`` more batches, the HR pairs of the global crops (same box
+            and flips, ``scale`` x the size). The component sees the global crops
+            only, at the l positions: the student's mask-token outputs there (the
+            pixel head's input, before any head) against the HR teacher's dense
+            patch features downsampled to the MR grid.
     """
 
     def __init__(
@@ -94,6 +107,7 @@ class PerA(BaseSelfSupervisor):
         monitor: bool = True,
         data_preprocessor: Optional[dict] = None,
         init_cfg: Optional[dict] = None,
+        spatial_affinity: Optional[dict] = None,
     ):
         checks = dict(
             koleo_crop_reduction=(koleo_crop_reduction, ('sum', 'mean')),
@@ -136,6 +150,14 @@ class PerA(BaseSelfSupervisor):
             dict(backbone=MODELS.build(teacher_backbone), projector=MODELS.build(projector))
         )
         self.teacher.requires_grad_(False)
+        self.spatial_affinity = build_spatial_affinity(
+            spatial_affinity, teacher_backbone, vit.embed_dims
+        )
+        if self.spatial_affinity is not None and self.predictor is None:
+            raise PeraConfigError(
+                f'{type(self).__name__}: spatial_affinity reads the student at the l patches; '
+                f'it needs a predictor and masks with l patches'
+            )
         self.sync_teacher()
 
     # --------------------------------------------------------------- teacher
@@ -150,6 +172,12 @@ class PerA(BaseSelfSupervisor):
         """Make the teacher an exact copy of the student's backbone and projector."""
         self.teacher.backbone.load_state_dict(self.backbone.state_dict())
         self.teacher.projector.load_state_dict(self.projector.state_dict())
+        if getattr(self, 'spatial_affinity', None) is not None:
+            self.spatial_affinity.sync(self.backbone)
+
+    def spatial_affinity_sources(self):
+        """The encoders ``SpatialAffinityHook`` may copy into the HR teacher."""
+        return dict(student=self.backbone, teacher=self.teacher.backbone)
 
     def ema_pairs(self):
         """(teacher, student) parameter lists that the EMA updates."""
@@ -182,10 +210,12 @@ class PerA(BaseSelfSupervisor):
         gm = torch.stack([torch.as_tensor(ds.global_masks) for ds in data_samples])
         lm = torch.stack([torch.as_tensor(ds.local_masks) for ds in data_samples])
         B, nG, nL = gm.shape[0], gm.shape[1], lm.shape[1]
-        if len(inputs) != 2 * (nG + nL):
+        n_hr = nG if self.spatial_affinity is not None else 0
+        if len(inputs) != 2 * (nG + nL) + n_hr:
+            extra = f' and {n_hr} HR global crops' if n_hr else ''
             raise PeraDataError(
-                f'{type(self).__name__}: expected {2 * (nG + nL)} views for '
-                f'{nG} global and {nL} local crops, got {len(inputs)}'
+                f'{type(self).__name__}: expected {2 * (nG + nL) + n_hr} views for '
+                f'{nG} global and {nL} local crops{extra}, got {len(inputs)}'
             )
         # crop-major: row j * B + b is crop j of sample b (masks stay on the CPU)
         gm = gm.transpose(0, 1).reshape(nG * B, -1)
@@ -193,8 +223,10 @@ class PerA(BaseSelfSupervisor):
         s_glob = torch.cat(inputs[:nG])
         t_glob = torch.cat(inputs[nG : 2 * nG])
         s_loc = torch.cat(inputs[2 * nG : 2 * nG + nL]) if nL else None
-        t_loc = torch.cat(inputs[2 * nG + nL :]) if nL else None
-        return self.loss_from_views(s_glob, t_glob, s_loc, t_loc, gm, lm, B)
+        t_loc = torch.cat(inputs[2 * nG + nL : 2 * (nG + nL)]) if nL else None
+        # subclasses without the component keep the 7-argument signature
+        hr = dict(hr_glob=torch.cat(inputs[2 * (nG + nL) :])) if n_hr else {}
+        return self.loss_from_views(s_glob, t_glob, s_loc, t_loc, gm, lm, B, **hr)
 
     def check_mask_grid(self, views: torch.Tensor, masks: torch.Tensor, field: str):
         """Masks must cover exactly the backbone's patch grid of these views.
@@ -211,7 +243,7 @@ class PerA(BaseSelfSupervisor):
                 f"generator's patch_size must equal the backbone's"
             )
 
-    def loss_from_views(self, s_glob, t_glob, s_loc, t_loc, gmask, lmask, batch_size):
+    def loss_from_views(self, s_glob, t_glob, s_loc, t_loc, gmask, lmask, batch_size, hr_glob=None):
         """The PerA step on crop-major view batches and flag masks.
 
         Args:
@@ -222,6 +254,8 @@ class PerA(BaseSelfSupervisor):
             gmask (Tensor): (nG * B, L) global flag masks (CPU avoids host syncs).
             lmask (Tensor): (nL * B, l) local flag masks.
             batch_size (int): B.
+            hr_glob (Tensor, optional): (nG * B, C, sH, sW) HR pairs of the global
+                crops, for ``spatial_affinity``.
 
         Returns:
             dict[str, Tensor]: ``loss_*`` terms and ``monitor_*`` statistics.
@@ -293,9 +327,24 @@ class PerA(BaseSelfSupervisor):
             target = gather_tokens(patchify(src, self.backbone.patch_size), g['l'])
             losses['loss_pixel'] = self.pixel_loss(self.predictor(l_out), target)
 
+        if self.spatial_affinity is not None:
+            losses.update(self._spatial_affinity(s_glob, hr_glob, l_out, g['l']))
+
         if self.monitor:
             losses.update(self._collapse_stats(t_seq_g[:, 0], *target_stats))
         return losses
+
+    def _spatial_affinity(self, s_glob, hr_glob, l_out, l_idx):
+        """The SA terms on the global crops at the l positions (see the class notes)."""
+        if hr_glob is None:
+            raise PeraDataError(
+                f'{type(self).__name__}: spatial_affinity is configured but no HR global '
+                f'crops were given'
+            )
+        self.spatial_affinity.check_pair(s_glob, hr_glob)
+        p = self.backbone.patch_size
+        grid = (s_glob.shape[-2] // p, s_glob.shape[-1] // p)
+        return self.spatial_affinity(l_out, l_idx, grid, hr_glob, _pera_dense_patches)
 
     def _koleo(self, feats):
         """KoLeo per global crop (nG, B, D), summed or averaged over crops."""

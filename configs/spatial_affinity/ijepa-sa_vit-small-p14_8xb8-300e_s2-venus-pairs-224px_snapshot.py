@@ -1,0 +1,12 @@
+"""I-JEPA + SA with a 'snapshot' HR teacher (DINOv3-style Gram anchoring on a real HR image).
+
+As the SA model, but the HR teacher is a frozen copy of I-JEPA's EMA target encoder,
+refreshed every 1000 iterations (ours; DINOv3 refreshes its Gram teacher every 10k
+iterations of a much longer schedule), instead of its own EMA of the student.
+"""
+
+_base_ = ['./ijepa-sa_vit-small-p14_8xb8-300e_s2-venus-pairs-224px.py']
+
+model = dict(
+    spatial_affinity=dict(mode='snapshot', snapshot_source='teacher', refresh_interval=1000)
+)

@@ -10,7 +10,9 @@ CHECKPOINT the randomly initialised encoder is probed, the baseline a pretrainin
 beat. Each seed trains the head from scratch (seeded init and data order), then tests on
 the config's test split; the tool prints every seed's mIoU and the mean ± sample std
 (ddof = 1), checks that the encoder's weights are bitwise unchanged by the training, and
-writes all of it as JSON with --json.
+writes all of it as JSON with --json. --data-root replaces the data_root of the three
+dataloaders and, for the GEO-Bench configs, of ``model.band_stats`` (the task's
+band_stats.json gives the normalisation).
 """
 
 import argparse
@@ -80,6 +82,8 @@ def probe_config(cfg, checkpoint, seed: int, work_dir: str, data_root=None):
         for split in SPLITS:
             if split in cfg and cfg[split] is not None:
                 cfg[split].dataset.data_root = data_root
+        if cfg.model.get('band_stats') is not None:  # GEO-Bench: <data_root>/band_stats.json
+            cfg.model.band_stats.data_root = data_root
     return cfg
 
 

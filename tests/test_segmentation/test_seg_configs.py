@@ -39,7 +39,10 @@ def test_full_config_recipe(path):
     size = path.stem.split('_')[1].split('-')[3]
     dims, heads, indexes, with_cp = VIT_ADAPTER_SIZES[size]
     assert cfg.default_scope == 'mmseg' and cfg.custom_imports.imports == ['pera_mm']
-    bb = cfg.model.backbone
+    lora = path.stem.endswith('_lora')
+    # the LoRA variant wraps the adapter (ViTLoRAModel); the adapter settings are the same
+    bb = cfg.model.backbone.module if lora else cfg.model.backbone
+    assert cfg.model.backbone.type == ('ViTLoRAModel' if lora else 'PerAViTAdapter')
     assert bb.type == 'PerAViTAdapter' and bb.patch_size == 16 and bb.pretrain_size == 448
     assert (bb.deform_num_heads, bb.interaction_indexes, bb.with_cp) == (heads, indexes, with_cp)
     assert (bb.n_points, bb.cffn_ratio, bb.init_values, bb.conv_inplane) == (4, 0.25, 0.0, 64)
@@ -65,7 +68,12 @@ def test_full_config_recipe(path):
     assert opt.optimizer.type == 'AdamW' and opt.optimizer.weight_decay == 1e-4
     assert opt.optimizer.lr == (5e-5 if 'loveda' in path.stem else 1e-4)
     assert opt.constructor == 'LayerDecayOptimWrapperConstructor'
-    assert 0 < opt.paramwise_cfg.layer_decay_rate < 1
+    # LoRA trains only low-rank updates: no layer decay (docs/parameter_efficient_finetuning.md)
+    assert (
+        opt.paramwise_cfg.layer_decay_rate == 1.0
+        if lora
+        else 0 < opt.paramwise_cfg.layer_decay_rate < 1
+    )
     (sched,) = cfg.param_scheduler
     assert sched.warmup == 20 and sched.start_factor == 0.0 and sched.final_value == 5e-6
     assert cfg.train_cfg.max_epochs == 200 and cfg.train_cfg.type == 'EpochBasedTrainLoop'

@@ -18,10 +18,10 @@ Run (three seeds, every seed's mIoU and the mean +- std)::
 
 _base_ = [
     './_base_/linear-probe_ijepa-vit-small-p14_4band.py',
-    './_base_/probe-data_geobench-m-cashew-plant-256px.py',
+    '../_base_/datasets/geobench_m-cashew-plant_256x256.py',
     './_base_/linear-probe_schedule_adamw-1xb16-4k.py',
 ]
-num_classes = {{_base_.dataset_num_classes}}
+num_classes = {{_base_.num_classes}}
 
 model = dict(
     data_preprocessor=dict(mean={{_base_.band_mean}}, std={{_base_.band_std}}),

@@ -18,10 +18,10 @@ Run (three seeds, every seed's mIoU and the mean +- std)::
 
 _base_ = [
     './_base_/linear-probe_pera-vit-small-p16_4band.py',
-    './_base_/probe-data_geobench-m-sa-crop-type-256px.py',
+    '../_base_/datasets/geobench_m-sa-crop-type_256x256.py',
     './_base_/linear-probe_schedule_adamw-1xb16-4k.py',
 ]
-num_classes = {{_base_.dataset_num_classes}}
+num_classes = {{_base_.num_classes}}
 
 model = dict(
     data_preprocessor=dict(mean={{_base_.band_mean}}, std={{_base_.band_std}}),

@@ -68,15 +68,6 @@ def roots(shared_data, tmp_path_factory):
     return dict(cashew=base / 'm-cashew-plant', sa=base / 'm-SA-crop-type', mados=base / 'MADOS')
 
 
-def test_the_probe_data_bases_restate_the_dataset_bases():
-    """The probe's data bases are the dataset bases with `num_classes` renamed."""
-    for task, (base, classes, _, _) in BENCHMARKS.items():
-        probe = Config.fromfile(PROBES / f'_base_/probe-data_{task}.py').to_dict()
-        data = Config.fromfile(REPO_ROOT / 'configs/_base_/datasets' / base).to_dict()
-        assert probe.pop('dataset_num_classes') == data.pop('num_classes') == classes
-        assert probe == data
-
-
 def test_there_is_one_config_per_encoder_and_benchmark():
     shipped = {p.name for p in PROBES.glob('linear-probe_*_1xb16-4k_*.py')}
     assert shipped == {leaf(e, b).name for e in ENCODERS for b in BENCHMARKS}

@@ -22,7 +22,6 @@
 # (0.9, 0.999) -- our defaults.
 patch_size = 16
 num_bands = 4
-num_classes = 2
 
 data_preprocessor = dict(
     type='SegDataPreProcessor',
@@ -51,7 +50,7 @@ model = dict(
     decode_head=dict(
         type='PatchLinearSegHead',
         in_channels=384,
-        num_classes=num_classes,
+        num_classes=2,  # a data set config sets its own
         patch_size=patch_size,
         ignore_index=255,
         # the mean over labelled pixels only (MMSeg's default divides by all pixels,

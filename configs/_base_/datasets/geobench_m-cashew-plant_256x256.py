@@ -11,9 +11,9 @@ bands = ['B2', 'B3', 'B4', 'B8']
 num_classes = 7  # GEO-Bench's class 0 ("no data") is one of the 7
 crop_size = (256, 256)
 # Per-band normalisation of B2/B3/B4/B8 for the model's data_preprocessor (mean/std):
-# GEO-Bench's band_stats.json is not available here, so these are fields YOU MUST SET,
-# with the 'mean' and 'std' of '02 - Blue', '03 - Green', '04 - Red', '08 - NIR' of
-# <data_root>/band_stats.json (GeoBenchSegDataset(...).band_stats() returns them).
+# None here: the linear-probe configs read the 'mean' and 'std' of '02 - Blue',
+# '03 - Green', '04 - Red', '08 - NIR' from <data_root>/band_stats.json when the model is
+# built (model.band_stats); other configs set them, and a probe without them fails in one line.
 band_mean = None
 band_std = None
 

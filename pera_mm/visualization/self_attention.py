@@ -8,8 +8,8 @@ model is used as it is, without any change to its code.
 """
 
 import torch
-import torch.nn.functional as F
 
+from ..models.utils.rope import apply_rope
 from ..utils.errors import PeraConfigError
 
 
@@ -27,16 +27,22 @@ def resolve_block(vit, block: int) -> int:
     return block % n
 
 
-def attention_weights(attn, x: torch.Tensor) -> torch.Tensor:
+def attention_weights(attn, x: torch.Tensor, rope=None) -> torch.Tensor:
     """``softmax(q kᵀ / √d)`` per head of an ``Attention`` module on its input ``x`` (B, N, C).
+
+    Uses the module's own q, k projection (separate q/v biases included) and, for
+    RoPE backbones, the ``(sin, cos)`` rotation the block received.
 
     Returns:
         Tensor: (B, heads, N, N); every row sums to 1.
     """
     B, N, C = x.shape
     heads = attn.num_heads
-    qkv = F.linear(x, attn.qkv.weight, attn.qkv.bias).reshape(B, N, 3, heads, C // heads)
+    qkv = attn.qkv_projection(x).reshape(B, N, 3, heads, C // heads)
     q, k = qkv.permute(2, 0, 3, 1, 4)[:2]
+    if rope is not None:
+        sin, cos = (t.unsqueeze(1) for t in rope)
+        q, k = apply_rope(q, sin, cos), apply_rope(k, sin, cos)
     return torch.softmax(q @ k.transpose(-2, -1) * (C // heads) ** -0.5, dim=-1)
 
 
@@ -55,21 +61,25 @@ def block_attention(vit, imgs: torch.Tensor, block: int = -1) -> torch.Tensor:
     attn = vit.blocks[resolve_block(vit, block)].attn
     captured = {}
 
-    def capture(module, args):
+    def capture(module, args, kwargs):
         captured['x'] = args[0]
+        captured['rope'] = kwargs.get('rope', args[1] if len(args) > 1 else None)
         raise _StopForward
 
-    handle = attn.register_forward_pre_hook(capture)
+    handle = attn.register_forward_pre_hook(capture, with_kwargs=True)
     try:
         vit.forward_sparse(imgs, None)
     except _StopForward:
         pass
     finally:
         handle.remove()
-    return attention_weights(attn, captured['x'])
+    return attention_weights(attn, captured['x'], captured['rope'])
 
 
-def cls_attention_maps(weights: torch.Tensor, grid_hw) -> torch.Tensor:
-    """cls -> patch rows of attention weights (B, heads, 1 + L, 1 + L) as (B, heads, h, w)."""
+def cls_attention_maps(weights: torch.Tensor, grid_hw, num_prefix: int = 1) -> torch.Tensor:
+    """cls -> patch rows of attention weights (B, heads, N, N) as (B, heads, h, w).
+
+    ``num_prefix``: tokens before the patches (the cls token plus any registers).
+    """
     B, heads = weights.shape[:2]
-    return weights[:, :, 0, 1:].reshape(B, heads, *grid_hw)
+    return weights[:, :, 0, num_prefix:].reshape(B, heads, *grid_hw)

@@ -220,3 +220,36 @@ def test_stopping_at_the_block_leaves_no_hook_behind(tiny):
     block_attention(vit, x, 0)
     assert all(not blk.attn._forward_pre_hooks for blk in vit.blocks)
     torch.testing.assert_close(vit.forward_sparse(x, None), vit.forward_sparse(x, None))
+
+
+def test_weights_follow_qv_bias_rope_and_registers():
+    """With the public-weight options, weights @ v -> proj still equals the block's output."""
+    from pera_mm.models.backbones.pera_vit import PerAViT
+    from pera_mm.visualization import block_attention
+
+    torch.manual_seed(0)
+    arch = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64)
+    vit = PerAViT(
+        arch=arch, img_size=32, patch_size=8, num_register_tokens=2, qkv_bias='qv',
+        rope=dict(), pos_embed_layout='none',
+    ).eval()  # fmt: skip
+    for p in vit.parameters():
+        torch.nn.init.normal_(p, std=0.5)
+    x = torch.randn(1, 3, 32, 32)
+    weights = block_attention(vit, x, -1)
+    attn, captured = vit.blocks[-1].attn, {}
+
+    def grab(module, args, kwargs):
+        captured['x'], captured['rope'] = args[0], kwargs.get('rope')
+
+    handle = attn.register_forward_pre_hook(grab, with_kwargs=True)
+    with torch.no_grad():
+        vit.forward_sparse(x, None)
+        handle.remove()
+        out = attn(captured['x'], rope=captured['rope'])
+        B, N, C = captured['x'].shape
+        v = attn.qkv_projection(captured['x']).reshape(B, N, 3, 2, C // 2)[:, :, 2].transpose(1, 2)
+        mine = attn.proj((weights @ v).transpose(1, 2).reshape(B, N, C))
+    assert weights.shape == (1, 2, 1 + 2 + 16, 1 + 2 + 16)
+    torch.testing.assert_close(mine, out, rtol=1e-5, atol=1e-5)
+    assert cls_attention_maps(weights, (4, 4), 3).shape == (1, 2, 4, 4)

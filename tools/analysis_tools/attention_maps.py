@@ -76,7 +76,8 @@ def main(argv=None):
         x, pixels = model_inputs([path], size, mean, std)
         weights = block_attention(vit, x, block)
         grid = (size // vit.patch_size, size // vit.patch_size)
-        maps = cls_attention_maps(weights, grid)[0].numpy()
+        prefix = 1 + getattr(vit, 'num_register_tokens', 0)
+        maps = cls_attention_maps(weights, grid, prefix)[0].numpy()
         stem = f'{Path(path).stem}_block{block}'
         title = f'{Path(path).name}: {args.part} block {block}, cls -> patches ({layout} layout)'
         save_attention_figure(out_dir / f'{stem}.png', to_display(pixels[0]), maps, title)

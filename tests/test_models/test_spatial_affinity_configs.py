@@ -37,10 +37,19 @@ def test_each_config_is_the_model_its_name_says(path):
         assert sa is None and 'SpatialAffinityHook' not in _hooks(cfg)
     if name.endswith('_hr-only'):
         assert cfg.train_dataloader.dataset.data_prefix.img_path == 'hr'
+    elif model.type == 'PerA':  # PerA's views of the MR image, plus the HR global crops with SA
+        assert 'PairedPerAMultiCropViews' in _pipeline(cfg)
+        assert ('PackPerAViewsWithHR' if '-sa_' in name else 'PackInputs') in _pipeline(cfg)
     elif 'cpu-smoke' in name or 'mr-only' in name or '-sa_' in name:
         assert 'PackHRMRInputs' in _pipeline(cfg) and 'PairedRandomCrop' in _pipeline(cfg)
     if 'cpu-smoke' not in name:  # the paper's host settings (method.md §2)
-        if model.type == 'IJEPA':
+        if model.type == 'PerA':  # §2 has no PerA setting: PerA's own recipe (§1), ViT-S/16
+            assert model.backbone.arch == 'small' and model.backbone.patch_size == 16
+            assert cfg.optim_wrapper.optimizer.lr == 1e-3
+            assert cfg.optim_wrapper.optimizer.weight_decay == 0.04
+            assert cfg.train_dataloader.batch_size == 24  # x 8 GPUs = 192
+            assert cfg.train_cfg.max_epochs == 200
+        elif model.type == 'IJEPA':
             assert model.backbone.arch == 'small' and model.backbone.patch_size == 14
             assert model.neck.num_layers == 12 and model.neck.embed_dims == 384
             assert cfg.optim_wrapper.optimizer.lr == 1e-3
@@ -52,7 +61,8 @@ def test_each_config_is_the_model_its_name_says(path):
             assert cfg.optim_wrapper.optimizer.lr == 1.5e-4
             assert cfg.optim_wrapper.optimizer.weight_decay == 0.05
             assert cfg.train_dataloader.batch_size == 128
-        assert cfg.train_cfg.max_epochs == 300
+        if model.type != 'PerA':
+            assert cfg.train_cfg.max_epochs == 300
 
 
 @pytest.mark.parametrize(

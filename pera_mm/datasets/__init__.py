@@ -4,6 +4,17 @@ from .change_detection_dataset import (
     LEVIRCDChangeDataset,
 )
 from .dior_dataset import DIOR_CLASSES, DIORDataset
+from .geobench_seg_dataset import (
+    GEOBENCH_S2_BANDS,
+    GEOBENCH_TASKS,
+    GeoBenchSegDataset,
+    LoadGeoBenchSample,
+    geobench_band_name,
+    geobench_band_stats,
+    read_geobench_sample,
+)
+from .mados_dataset import MADOS_CLASSES, LoadMADOSSample, MADOSDataset, read_mados_crop
+from .paired_hr_mr_dataset import PairedHRMRDataset
 from .scene_classification_dataset import SceneClassificationDataset
 from .scene_split import (
     SCENE_IMG_EXTENSIONS,
@@ -43,4 +54,16 @@ __all__ = [
     'DSIFNCDChangeDataset',
     'DIORDataset',
     'DIOR_CLASSES',
+    'PairedHRMRDataset',
+    'GeoBenchSegDataset',
+    'LoadGeoBenchSample',
+    'GEOBENCH_S2_BANDS',
+    'GEOBENCH_TASKS',
+    'geobench_band_name',
+    'geobench_band_stats',
+    'read_geobench_sample',
+    'MADOSDataset',
+    'LoadMADOSSample',
+    'MADOS_CLASSES',
+    'read_mados_crop',
 ]

@@ -15,6 +15,12 @@ from .disjoint_mask_generator import DisjointMaskGenerator, disjoint_counts
 from .load_multiband_image import LoadMultiBandImageFromFile, read_multiband
 from .loading import LoadRGBImageFromFile, UnreadableImageError, decode_rgb
 from .multi_crop_views import PerAMultiCropViews
+from .paired_false_hr import FalseHRFromMR
+from .paired_formatting import PackHRMRInputs
+from .paired_geometric import PairedRandomCrop, PairedRandomFlip
+from .paired_loading import LoadHRMRPairFromFile, check_georef
+from .paired_multi_crop_formatting import PackPerAViewsWithHR
+from .paired_multi_crop_views import PairedPerAMultiCropViews
 
 __all__ = [
     'LoadRGBImageFromFile',
@@ -35,4 +41,12 @@ __all__ = [
     'BitemporalGaussianBlur',
     'LoadMultiBandImageFromFile',
     'read_multiband',
+    'FalseHRFromMR',
+    'PackHRMRInputs',
+    'PairedRandomCrop',
+    'PairedRandomFlip',
+    'LoadHRMRPairFromFile',
+    'check_georef',
+    'PackPerAViewsWithHR',
+    'PairedPerAMultiCropViews',
 ]

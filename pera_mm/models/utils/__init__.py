@@ -5,6 +5,8 @@ from .pos_embed import (
     sincos_pos_embed_2d,
     sincos_pos_embed_for_grid,
 )
+from .rope import RotaryPositionEmbedding2D, apply_rope
+from .swiglu import SwiGLUMlp
 from .transformer_block import Block, LayerScale, Mlp
 from .weight_norm_linear import WeightNormLinear
 
@@ -18,8 +20,7 @@ __all__ = [
     'infer_square_grid',
     'sincos_pos_embed_2d',
     'sincos_pos_embed_for_grid',
+    'RotaryPositionEmbedding2D',
+    'apply_rope',
+    'SwiGLUMlp',
 ]
-from .rope import RotaryPositionEmbedding2D, apply_rope  # noqa: E402
-from .swiglu import SwiGLUMlp  # noqa: E402
-
-__all__ += ['RotaryPositionEmbedding2D', 'apply_rope', 'SwiGLUMlp']

@@ -41,6 +41,8 @@ def shrink_model_config(
     m['backbone'] = dict(
         m['backbone'], arch=arch, img_size=img_size, with_cp=False, **backbone_overrides
     )
+    # a shrunk ViT cannot take the full-size weights a continued-pretraining config names
+    m['backbone'].pop('init_cfg', None)
     heads = dict()
     if hidden_channels is not None:
         heads['hidden_channels'] = hidden_channels
@@ -134,9 +136,9 @@ TINY_ARCH = dict(embed_dims=64, num_layers=4, num_heads=2, feedforward_channels=
 def build_small_model(config, prototypes: int = 256, seed: int = 0):
     """Build a shipped config's model at test size, with its transforms.
 
-    ViT :data:`TINY_ARCH` at 64 px, heads 96/32 wide, ``prototypes`` prototypes,
-    64 px global and 32 px local crops (2 local pairs); weights initialised
-    from ``seed``.
+    ViT :data:`TINY_ARCH` at 4 x 4 patches (64 px at patch 16), heads 96/32 wide,
+    ``prototypes`` prototypes, global crops of 4 and local crops of 2 patches a side
+    (2 local pairs); weights initialised from ``seed``.
 
     Args:
         config (str | Path): path of a pretraining config.
@@ -156,15 +158,21 @@ def build_small_model(config, prototypes: int = 256, seed: int = 0):
     cfg = Config.fromfile(config)
     # nested builds resolve in the current default scope, which a Runner of
     # another toolbox (mmseg, mmdet) may have left behind
+    patch = cfg.model.backbone.get('patch_size', 16)
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         model = MODELS.build(
             shrink_model_config(
-                cfg.model, TINY_ARCH, 64, prototypes, hidden_channels=96, bottleneck_channels=32
-            )
+                cfg.model,
+                TINY_ARCH,
+                4 * patch,
+                prototypes,
+                hidden_channels=96,
+                bottleneck_channels=32,
+            )  # fmt: skip
         )
         model.init_weights()
         transforms = [
             TRANSFORMS.build(t)
-            for t in shrink_pipeline(cfg.train_dataloader.dataset.pipeline, 64, 32, 2)
+            for t in shrink_pipeline(cfg.train_dataloader.dataset.pipeline, 4 * patch, 2 * patch, 2)
         ]
     return model, transforms

@@ -61,21 +61,24 @@ def count_flops(step):
 class TokenCounter:
     """Counts the tokens entering every transformer block during one step.
 
-    Blocks under ``teacher.`` are teacher blocks (forward only); all others
-    (student, MAE encoder and decoder) get gradients.
+    Blocks under ``teacher.`` (PerA, the baseline), ``target_encoder.`` (I-JEPA)
+    or ``target.`` (LatentMIM) are teacher blocks (forward only); all others
+    (student, MAE encoder and decoder, I-JEPA predictor, LatentMIM decoder, whose
+    cross-attention blocks count their query tokens) get gradients.
 
     Args:
         model (nn.Module): the model whose blocks are hooked until :meth:`remove`.
     """
 
-    BLOCK_TYPES = ('Block', 'TransformerEncoderLayer')
+    BLOCK_TYPES = ('Block', 'TransformerEncoderLayer', 'CrossDecoderBlock')
+    TEACHER_PREFIXES = ('teacher.', 'target_encoder.', 'target.')
 
     def __init__(self, model):
         self.handles, self.counts = [], dict(student=0, teacher=0)
         self.depth = dict(student=0, teacher=0)
         for name, mod in model.named_modules():
             if type(mod).__name__ in self.BLOCK_TYPES:
-                role = 'teacher' if name.startswith('teacher.') else 'student'
+                role = 'teacher' if name.startswith(self.TEACHER_PREFIXES) else 'student'
                 self.depth[role] += 1
                 self.handles.append(mod.register_forward_pre_hook(self._hook(role)))
 

@@ -1,14 +1,24 @@
 # Copyright (c) pera-mm contributors. All rights reserved.
-"""The three benchmarked methods, built from their own config files at a benchmark size.
+"""The benchmarked methods, built from their own config files at a benchmark size.
 
 - PerA and the DINOv2-style baseline: the shipped configs, shrunk with
   ``pera_mm.testing.shrink_model_config`` / ``shrink_pipeline``;
 - MAE: MMPretrain's own base model config, with the encoder set to the same
   ViT and the decoder as that file states it (512 wide, 8 blocks, 16 heads,
-  MLP ratio 4, for every encoder size, as in MAE itself).
+  MLP ratio 4, for every encoder size, as in MAE itself);
+- I-JEPA and LatentMIM (the cross-scale hosts): their paper configs with the
+  encoder set to the same ViT width and depth, everything else as shipped
+  (I-JEPA: patch 14, predictor 12 x 384, 4 target blocks; LatentMIM: patch 16
+  in 20 px cells, 20 visible patches, decoder 3 x 256, 4096-wide MLP head).
+  Their inputs keep the patch grid of the others where the patch allows: I-JEPA
+  at ``img_size`` (224 px: a 16 x 16 grid of 14 px patches, as its paper),
+  LatentMIM at ``img_size // 16`` cells of 20 px (224 -> 280 px, its paper
+  size, the 14 x 14 grid of MAE and PerA at 224 px).
 
-All three share the PerA config's optimizer wrapper (AutoAmpOptimWrapper:
-bf16 autocast on GPU, fp32 on CPU; AdamW; gradient clip).
+PerA, the baseline and MAE share the PerA config's optimizer wrapper
+(AutoAmpOptimWrapper: bf16 autocast on GPU, fp32 on CPU; AdamW; gradient clip);
+the hosts use their own configs' (AdamW with their parameter-group rules, no
+clip).
 """
 
 import copy
@@ -23,7 +33,12 @@ from pera_mm.testing import shrink_model_config, shrink_pipeline
 PERA_CFG = 'configs/pera/pera_vit-base-p16_8xb24-200e_rsrsd-448px.py'
 BASELINE_CFG = 'configs/pera/ablations/dinov2-baseline_vit-base-p16_8xb24-200e_rsrsd-448px.py'
 MAE_BASE_CFG = 'mmpretrain::_base_/models/mae_vit-base-p16.py'
-METHODS = ('pera', 'baseline', 'mae', 'pera_compile')
+IJEPA_CFG = 'configs/ijepa/ijepa_vit-small-p14_8xb8-300e_rgb-224px.py'
+LATENT_MIM_CFG = 'configs/latent_mim/latent_mim_vit-small-p16_1xb128-300e_rsrsd-280px.py'
+HOST_CFGS = {'ijepa': IJEPA_CFG, 'latent_mim': LATENT_MIM_CFG}
+METHODS = ('pera', 'baseline', 'mae', 'pera_compile', 'ijepa', 'latent_mim')
+# the common patch side whose grid the hosts' inputs keep (PerA, MAE: 16 px)
+GRID_PATCH = 16
 
 # The shipped recipe cuts 448 px global crops from 512 px RSRSD tiles; synthetic
 # source images keep that tile / crop ratio so the crop scales act as in training.
@@ -35,6 +50,16 @@ MAE_CROP_SCALE = (0.2, 1.0)
 def arch_dims(arch):
     """``PerAViT`` arch dict of a name (``'tiny'``, ``'small'``, ...) or a dict."""
     return dict(PerAViT.arch_zoo[arch]) if isinstance(arch, str) else dict(arch)
+
+
+def input_size(spec):
+    """Side of the images a method sees (see the module docstring)."""
+    img = spec['img_size']
+    if spec['method'] == 'ijepa':
+        return img // 14 * 14
+    if spec['method'] == 'latent_mim':
+        return img // GRID_PATCH * 20
+    return img
 
 
 def source_side(img_size):
@@ -71,6 +96,35 @@ def mae_model_config(arch, img_size, data_preprocessor):
     return cfg
 
 
+def host_build(method, arch, size):
+    """Model config, input transforms, optimizer wrapper and EMA momentum of a host."""
+    cfg = Config.fromfile(C.REPO / HOST_CFGS[method])
+    dims, model_cfg = arch_dims(arch), copy.deepcopy(cfg.model)
+    if method == 'ijepa':
+        model_cfg.backbone.update(arch=dims, img_size=size)
+        # below the paper's 16 x 16 grid (e.g. --quick) min_keep shrinks with the patch
+        # count, so the smallest target block still keeps more than it
+        patches = (size // model_cfg.backbone.patch_size) ** 2
+        sampler = model_cfg.mask_sampler
+        sampler['min_keep'] = min(sampler['min_keep'], max(1, sampler['min_keep'] * patches // 256))
+    else:
+        model_cfg.backbone.update(
+            embed_dims=dims['embed_dims'],
+            num_layers=dims['num_layers'],
+            num_heads=dims['num_heads'],
+            mlp_ratio=dims['feedforward_channels'] / dims['embed_dims'],
+        )
+    transforms = []
+    for t in cfg.train_dataloader.dataset.pipeline:
+        if t['type'].startswith('Load'):
+            continue  # synthetic images are already decoded
+        t = copy.deepcopy(t)
+        if t['type'] == 'RandomResizedCrop':
+            t['scale'] = size
+        transforms.append(t)
+    return model_cfg, transforms, copy.deepcopy(cfg.optim_wrapper), ema_momentum(cfg)
+
+
 def build_method(spec):
     """Build one benchmark job's model and input transforms.
 
@@ -86,7 +140,10 @@ def build_method(spec):
         raise ValueError(f'method: expected one of {METHODS}, got {method!r}')
     pera_cfg = Config.fromfile(C.REPO / PERA_CFG)
     optim_cfg = copy.deepcopy(pera_cfg.optim_wrapper)
-    if method == 'mae':
+    momentum = ema_momentum(pera_cfg)
+    if method in HOST_CFGS:
+        model_cfg, transforms, optim_cfg, momentum = host_build(method, arch, input_size(spec))
+    elif method == 'mae':
         model_cfg = mae_model_config(arch, img, pera_cfg.model.data_preprocessor)
         transforms = [
             dict(
@@ -117,4 +174,4 @@ def build_method(spec):
         )
     model = MODELS.build(model_cfg)
     model.init_weights()
-    return model, [TRANSFORMS.build(t) for t in transforms], optim_cfg, ema_momentum(pera_cfg)
+    return model, [TRANSFORMS.build(t) for t in transforms], optim_cfg, momentum

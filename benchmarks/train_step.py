@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 # Copyright (c) pera-mm contributors. All rights reserved.
-"""Training-step benchmark: PerA vs the DINOv2-style baseline vs MMPretrain's MAE.
+"""Training-step benchmark: PerA vs the DINOv2-style baseline, MAE, I-JEPA and LatentMIM.
 
 One *step* is the real training step: ``model.train_step`` (data preprocessor
 -> losses -> backward -> grad clip -> AdamW step -> zero_grad, inside the
@@ -21,6 +21,8 @@ Examples::
     python benchmarks/train_step.py --out work_dirs/bench/train_step.json
     python benchmarks/train_step.py --quick --out /tmp/ts.json
     python benchmarks/train_step.py --archs base --batch 16 --img-size 448 --no-scaling
+    python benchmarks/train_step.py --archs small --methods pera mae ijepa latent_mim \\
+        --no-scaling --out benchmarks/results/train_step_hosts_cpu.json
 """
 
 import argparse
@@ -33,7 +35,7 @@ from pathlib import Path
 import _common as C
 
 WORKER = Path(__file__).resolve().parent / 'train_step_worker.py'
-METHODS = ('pera', 'baseline', 'mae', 'pera_compile')
+METHODS = ('pera', 'baseline', 'mae', 'pera_compile', 'ijepa', 'latent_mim')
 DEFAULT_METHODS = ('pera', 'baseline', 'mae')
 # s, l, t of the PerA config (released-code settings)
 DEFAULT_RATIOS = (0.2, 0.2, 0.6)
@@ -59,7 +61,9 @@ def make_parser():
         default=list(DEFAULT_METHODS),
         choices=METHODS,
         help="(pera baseline mae); 'pera_compile' = PerA with torch.compile'd "
-        'blocks (compiled during the warm-up steps)',
+        "blocks (compiled during the warm-up steps); 'ijepa' and 'latent_mim' = the "
+        'cross-scale hosts from their paper configs (I-JEPA at --img-size with 14 px '
+        'patches; LatentMIM at --img-size // 16 cells of 20 px)',
     )
     p.add_argument('--img-size', type=int, default=None, help='global crop side (224)')
     p.add_argument(
@@ -328,7 +332,7 @@ def summarise(results, args):
         if p is None:
             continue
         entry = {}
-        for other in ('baseline', 'mae', 'pera_compile'):
+        for other in METHODS[1:]:
             o = by.get((other, arch))
             if o is None:
                 continue

@@ -21,7 +21,7 @@ import _common as C
 import _measure as M
 import numpy as np
 import torch
-from _methods import build_method, local_size_for, source_side
+from _methods import build_method, input_size, local_size_for, source_side
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 
@@ -46,7 +46,7 @@ class Job:
         self.model.to(self.device).train()
         self.optim_wrapper = build_optim_wrapper(self.model, optim_cfg)
         self.data = synthetic_batch(
-            transforms, spec['batch'], source_side(spec['img_size']), seed=spec['seed']
+            transforms, spec['batch'], source_side(input_size(spec)), seed=spec['seed']
         )
         self.build_s = time.perf_counter() - t0
         self.teacher = hasattr(self.model, 'update_teacher')
@@ -58,7 +58,11 @@ class Job:
         self.log_vars = {}
 
     def step(self):
-        """``train_step`` (+ EMA and centre updates for the self-distillation methods)."""
+        """``train_step`` (+ EMA and centre updates for the self-distillation methods).
+
+        I-JEPA's EMA runs here (``update_teacher``, after the optimizer step, as its
+        hook does); LatentMIM's runs inside its forward, before the optimizer step.
+        """
         self.log_vars = self.model.train_step(self.data, self.optim_wrapper)
         if self.teacher:
             self.model.update_teacher(self.momentum)
@@ -89,6 +93,7 @@ def run_job(spec):
     out = dict(
         spec=spec,
         local_size=local_size,
+        input_size=input_size(spec),
         device=str(job.device),
         threads=torch.get_num_threads(),
         build_s=round(job.build_s, 2),

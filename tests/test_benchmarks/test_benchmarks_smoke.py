@@ -237,3 +237,58 @@ def test_memory_model_paper_setting_fast(tmp_path):
     assert proj['baseline/bf16/fused']['activations'] < proj['baseline/fp32/fused']['activations']
     assert proj['pera/bf16/fused']['adamw_states'] == proj['pera/fp32/fused']['adamw_states']
     assert d['paper']['ratio'] == pytest.approx(6.64 / 26.16)
+
+
+def test_train_step_hosts_quick(tmp_path):
+    """I-JEPA and LatentMIM run through the same machinery as PerA and MAE (one process here)."""
+    out = tmp_path / 'train_step_hosts.json'
+    run(
+        'train_step.py',
+        '--quick',
+        '--isolation',
+        'group',
+        '--threads',
+        1,
+        '--methods',
+        'pera',
+        'mae',
+        'ijepa',
+        'latent_mim',
+        '--batch',
+        2,
+        '--num-local',
+        2,
+        '--prototypes',
+        1024,
+        '--steps',
+        2,
+        '--gemm-seconds',
+        0.1,
+        '--no-scaling',
+        '--out',
+        out,
+    )
+    d = json.loads(out.read_text())
+    res = {r['spec']['method']: r for r in d['results']}
+    assert set(res) == {'pera', 'mae', 'ijepa', 'latent_mim'}
+    for m, r in res.items():
+        assert len(r['step_times_s']) == 2 and all(positive(t) for t in r['step_times_s']), m
+        assert positive(r['step_time_s']) and r['losses_finite'], (m, r['losses'])
+        assert positive(r['gflops_per_img']) and positive(r['tensor_peak_mb']), m
+    # the hosts' inputs: I-JEPA at 112 px (8 x 8 patches of 14 px), LatentMIM at
+    # 112 // 16 = 7 cells of 20 px = 140 px
+    assert res['ijepa']['input_size'] == 112 and res['latent_mim']['input_size'] == 140
+    assert 'loss' in res['ijepa']['losses'] and 'loss_infonce' in res['latent_mim']['losses']
+    # token-blocks per image, by hand (ViT-Tiny: 12 blocks). I-JEPA's target encoder
+    # sees all 64 patches; LatentMIM's target sees the 49 - 20 = 29 target patches and
+    # the cls token, its online encoder the 20 visible ones and the cls token, and
+    # its 3 decoder blocks the 29 target queries and the cls query.
+    ij, lm = res['ijepa']['tokens'], res['latent_mim']['tokens']
+    assert ij['teacher_token_blocks_per_img'] == 12 * 64
+    assert lm['teacher_token_blocks_per_img'] == 12 * 30
+    assert lm['student_token_blocks_per_img'] == 12 * 21 + 3 * 30
+    # I-JEPA's student: the context encoder (< 64 tokens) and the 12-block predictor
+    assert ij['student_blocks'] == 12 + 12 and ij['student_token_blocks_per_img'] > 0
+    for other in ('ijepa', 'latent_mim'):
+        ratio = d['ratios']['tiny'][f'pera_vs_{other}']
+        assert close(ratio['throughput'], res['pera']['img_per_s'] / res[other]['img_per_s'])

@@ -67,3 +67,29 @@ def read_latest_log(work_dir) -> str:
     logs = sorted(Path(work_dir).glob('*/*.log'))
     assert logs, f'no log in {work_dir}'
     return logs[-1].read_text()
+
+
+def run_dist_train(config, work_dir, port: int, nproc: int = 2) -> subprocess.CompletedProcess:
+    """``tools/dist_train.sh CONFIG nproc`` on loopback (gloo on CPU); asserts it exits 0.
+
+    One thread per process, this checkout first on ``PYTHONPATH``.
+    """
+    repo = Path(__file__).resolve().parents[2]
+    pythonpath = os.pathsep.join([str(repo), os.environ.get('PYTHONPATH', '')])
+    args = ['bash', str(repo / 'tools/dist_train.sh'), str(config), str(nproc)]
+    return run_tool(
+        args + ['--work-dir', str(work_dir)],
+        cwd=repo,
+        PYTHONPATH=pythonpath,
+        PORT=str(port),
+        OMP_NUM_THREADS='1',
+    )
+
+
+def run_torchrun(script, port: int, nproc: int = 2) -> subprocess.CompletedProcess:
+    """``python -m torch.distributed.run`` of ``script`` on loopback; asserts it exits 0."""
+    import sys
+
+    args = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', str(nproc)]
+    args += ['--master_addr', '127.0.0.1', '--master_port', str(port), str(script)]
+    return run_tool(args, cwd=Path(script).parent, OMP_NUM_THREADS='1', MASTER_ADDR='127.0.0.1')

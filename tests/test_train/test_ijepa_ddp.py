@@ -1,8 +1,5 @@
 """Two-process DDP (gloo, CPU) I-JEPA steps equal one process on the whole batch."""
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import torch
@@ -12,6 +9,7 @@ from mmpretrain.registry import MODELS
 
 import pera_mm  # noqa: F401
 from pera_mm.testing import REPO_ROOT
+from pera_mm.testing.tool_runs import run_torchrun
 
 SMOKE = REPO_ROOT / 'configs/ijepa/ijepa_vit-tiny-p14_1xb4-3iter_npy-4band-56px_cpu-smoke.py'
 STEPS = 2
@@ -86,27 +84,7 @@ def test_two_processes_equal_one(tmp_path):
     script.write_text(
         WORKER.format(tests=str(REPO_ROOT / 'tests' / 'test_train'), data=str(data), out=str(out))
     )
-    env = dict(os.environ, OMP_NUM_THREADS='1', MASTER_ADDR='127.0.0.1')
-    env.pop('LOCAL_RANK', None)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            '-m',
-            'torch.distributed.run',
-            '--nproc_per_node',
-            '2',
-            '--master_addr',
-            '127.0.0.1',
-            '--master_port',
-            '29641',
-            str(script),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_torchrun(script, port=29641)
     got = torch.load(out, weights_only=True)
     for k, v in expected.items():
         if k.startswith(('backbone.', 'neck.', 'target_encoder.')):

@@ -3,14 +3,12 @@
 on 2 CPU processes with gloo trains exactly like DDP: the same context encoder,
 predictor and EMA target after the same iterations on real AID tiles."""
 
-import os
-import subprocess
-
 import pytest
 import torch
 from mmengine.config import Config
 
 from pera_mm.testing import REPO_ROOT
+from pera_mm.testing.tool_runs import run_dist_train
 
 SMOKE = REPO_ROOT / 'configs/ijepa/ijepa_vit-tiny-p14_1xb4-3iter_demo-56px_cpu-smoke.py'
 FSDP = REPO_ROOT / 'configs/ijepa/ijepa_vit-small-p14_fsdp-8xb8-300e_rgb-224px.py'
@@ -39,20 +37,7 @@ default_hooks = dict(logger=dict(interval=1))
 randomness = dict(seed=3)
 {extra}""")
     work = tmp_path / name
-    env = dict(
-        os.environ,
-        PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get('PYTHONPATH', '')]),
-        PORT=str(port),
-        OMP_NUM_THREADS='1',
-    )
-    proc = subprocess.run(
-        ['bash', str(REPO_ROOT / 'tools/dist_train.sh'), str(cfg), '2', '--work-dir', str(work)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    run_dist_train(cfg, work, port)
     return torch.load(work / 'iter_3.pth', map_location='cpu', weights_only=True)
 
 

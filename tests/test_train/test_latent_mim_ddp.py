@@ -9,9 +9,6 @@ injected draws (window offsets and patch noise); the EMA runs inside each forwar
 the target encoder is compared too.
 """
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -25,6 +22,7 @@ from mmpretrain.registry import MODELS
 
 import pera_mm  # noqa: F401
 from pera_mm.testing import REPO_ROOT
+from pera_mm.testing.tool_runs import run_torchrun
 
 SMOKE = REPO_ROOT / 'configs/latent_mim/latent_mim_vit-tiny-p16_1xb4-1e_npy-4band-80px_cpu-smoke.py'
 OSCD = 'OSCD/Onera Satellite Change Detection dataset - Images'
@@ -120,27 +118,7 @@ def test_two_processes_equal_one(tmp_path, shared_path):
     script.write_text(
         WORKER.format(tests=str(REPO_ROOT / 'tests' / 'test_train'), data=str(data), out=str(out))
     )
-    env = dict(os.environ, OMP_NUM_THREADS='1', MASTER_ADDR='127.0.0.1')
-    env.pop('LOCAL_RANK', None)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            '-m',
-            'torch.distributed.run',
-            '--nproc_per_node',
-            '2',
-            '--master_addr',
-            '127.0.0.1',
-            '--master_port',
-            '29643',
-            str(script),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_torchrun(script, port=29643)
     got = torch.load(out, weights_only=True)
     compared = 0
     for k, v in expected.items():

@@ -14,6 +14,7 @@ import torch
 from mmengine.config import Config
 
 from pera_mm.testing import REPO_ROOT
+from pera_mm.testing.tool_runs import run_dist_train
 
 SMOKE = REPO_ROOT / 'configs/latent_mim/latent_mim_vit-tiny-p16_1xb4-1e_demo-80px_cpu-smoke.py'
 FSDP = REPO_ROOT / 'configs/latent_mim/latent_mim_vit-small-p16_fsdp-8xb16-300e_rsrsd-280px.py'
@@ -42,20 +43,7 @@ default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=1))
 randomness = dict(seed=3)
 {extra}""")
     work = tmp_path / name
-    env = dict(
-        os.environ,
-        PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get('PYTHONPATH', '')]),
-        PORT=str(port),
-        OMP_NUM_THREADS='1',
-    )
-    proc = subprocess.run(
-        ['bash', str(REPO_ROOT / 'tools/dist_train.sh'), str(cfg), '2', '--work-dir', str(work)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    run_dist_train(cfg, work, port)
     return torch.load(work / 'epoch_1.pth', map_location='cpu', weights_only=True)
 
 

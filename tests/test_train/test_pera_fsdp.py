@@ -2,14 +2,12 @@
 processes with gloo trains exactly like DDP: same teacher, student and centre
 after the same iterations, with the chunked DINO loss and global-norm clipping."""
 
-import os
-import subprocess
-
 import pytest
 import torch
 from mmengine.config import Config
 
 from pera_mm.testing import REPO_ROOT
+from pera_mm.testing.tool_runs import run_dist_train
 from pera_mm.utils import generate_demo_dataset
 
 DEMO = REPO_ROOT / 'configs/pera/pera_vit-tiny-p16_1xb32-20e_demo-96px.py'
@@ -36,20 +34,7 @@ custom_hooks = {hooks!r}
 randomness = dict(seed=3)
 {extra}""")
     work = tmp_path / name
-    env = dict(
-        os.environ,
-        PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get('PYTHONPATH', '')]),
-        PORT=str(port),
-        OMP_NUM_THREADS='1',
-    )
-    proc = subprocess.run(
-        ['bash', str(REPO_ROOT / 'tools/dist_train.sh'), str(cfg), '2', '--work-dir', str(work)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    proc = run_dist_train(cfg, work, port)
     return torch.load(work / 'epoch_1.pth', map_location='cpu', weights_only=True), proc.stdout
 
 

@@ -1,7 +1,9 @@
-"""I-JEPA and LatentMIM with and without the spatial-affinity component through tools/train.py.
+"""I-JEPA, LatentMIM and PerA with and without the spatial-affinity component through
+tools/train.py.
 
 Real Sentinel-2 pixels, SIMULATED scale: one pair per OSCD city, HR = the 10 m B2/B3/B4/B8
-stack, MR = it area-downsampled x2 (``pera_mm.testing.oscd_pairs.build_oscd_pairs``).
+stack, MR = it area-downsampled x2 (``pera_mm.testing.oscd_pairs.build_oscd_pairs``). PerA's
+views come from ``PairedPerAMultiCropViews`` (colour off on 4 bands).
 """
 
 import importlib.util
@@ -19,6 +21,8 @@ IJEPA_MR = 'ijepa_vit-tiny-p14_1xb2-10iter_oscd-pairs-56px_mr-only_cpu-smoke.py'
 IJEPA_SA = 'ijepa-sa_vit-tiny-p14_1xb2-10iter_oscd-pairs-56px_cpu-smoke.py'
 LMIM_MR = 'latent_mim_vit-tiny-p16_1xb2-10iter_oscd-pairs-80px_mr-only_cpu-smoke.py'
 LMIM_SA = 'latent_mim-sa_vit-tiny-p16_1xb2-10iter_oscd-pairs-80px_cpu-smoke.py'
+PERA_MR = 'pera_vit-tiny-p8_1xb2-10iter_oscd-pairs-32px_mr-only_cpu-smoke.py'
+PERA_SA = 'pera-sa_vit-tiny-p8_1xb2-10iter_oscd-pairs-32px_cpu-smoke.py'
 pytestmark = pytest.mark.needs_shared
 
 
@@ -127,3 +131,56 @@ def test_hook_without_the_component_is_a_one_line_error(pairs, tmp_path, capsys)
     assert info.value.code != 0
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and 'the model IJEPA has no spatial_affinity' in lines[0]
+
+
+def test_pera_with_and_without_the_component(pairs, tmp_path):
+    host, state = _train(PERA_MR, pairs, tmp_path / 'mr')
+    assert 'monitor_sa_gram' not in host[0]
+    assert not any(k.startswith('spatial_affinity.') for k in state)
+    assert _mean(host, 'loss', slice(-3, None)) < _mean(host, 'loss', slice(0, 3))
+
+    rows, state = _train(PERA_SA, pairs, tmp_path / 'sa')
+    for r in rows:  # the gram term is present, and the total is the sum of the terms
+        assert r['sa_weight'] == 1.0 and r['monitor_sa_gram'] > 0
+        parts = [v for k, v in r.items() if k.startswith('loss_')]
+        assert r['loss'] == pytest.approx(sum(parts), abs=5e-4)
+    assert _mean(rows, 'loss', slice(-3, None)) < _mean(rows, 'loss', slice(0, 3))
+    # the same random stream as the host alone: step 1 is the host's loss plus the gram term
+    assert rows[0]['loss'] == pytest.approx(
+        host[0]['loss'] + rows[0]['loss_spatial_affinity'], abs=1e-4
+    )
+    assert [round(r['sa_momentum'], 4) for r in rows[:2]] == [0.9, 0.9024]
+    hr, student = _sub(state, 'spatial_affinity.hr_teacher.'), _sub(state, 'backbone.')
+    assert hr.keys() == student.keys() and all(torch.isfinite(v).all() for v in hr.values())
+    assert not all(torch.equal(hr[k], student[k]) for k in hr)  # an EMA lags the student
+
+
+def test_pera_snapshot_teacher_is_the_ema_teacher_at_a_refresh(pairs, tmp_path):
+    opts = ('model.spatial_affinity.mode=snapshot', 'model.spatial_affinity.refresh_interval=5')
+    rows, state = _train(PERA_SA, pairs, tmp_path / 'snap', *opts)
+    assert 'sa_momentum' not in rows[-1] and all(r['monitor_sa_gram'] > 0 for r in rows)
+    # refreshed after iterations 5 and 10 (after PerA's teacher EMA): the final copy is exact
+    hr, teacher = _sub(state, 'spatial_affinity.hr_teacher.'), _sub(state, 'teacher.backbone.')
+    assert hr.keys() == teacher.keys()
+    assert all(torch.equal(hr[k], teacher[k]) for k in teacher)
+
+
+def test_rgb_jitter_on_four_bands_is_a_one_line_error(pairs, tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location('pera_train_tool', REPO_ROOT / 'tools/train.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    with pytest.raises(SystemExit) as info:
+        tool.main(
+            [
+                str(CONFIGS / PERA_SA),
+                '--work-dir',
+                str(tmp_path / 'w'),
+                '--cfg-options',
+                f'train_dataloader.dataset.dataset.data_root={pairs}',
+                'train_dataloader.dataset.dataset.pipeline.1.student_color.jitter_prob=0.72',
+            ]
+        )
+    assert info.value.code != 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1
+    assert 'student_color.jitter_prob is 0.72 but the input has 4 bands' in lines[0]

@@ -191,14 +191,14 @@ class _Host(torch.nn.Module):
         return dict(student=self.backbone, teacher=self.teacher)
 
 
-def _runner(model, it, max_iters=10, skipped=False):
+def _runner(model, it, max_iters=10, skipped=False, update=True):
     scalars = {}
     hub = SimpleNamespace(update_scalar=lambda k, v: scalars.__setitem__(k, v))
     return SimpleNamespace(
         model=model,
         iter=it,
         max_iters=max_iters,
-        optim_wrapper=SimpleNamespace(last_step_skipped=skipped),
+        optim_wrapper=SimpleNamespace(last_step_skipped=skipped, should_update=lambda: update),
         message_hub=hub,
         scalars=scalars,
     )
@@ -232,6 +232,9 @@ def test_ema_mode_moves_by_ema_and_not_on_a_skipped_step():
     after = _params(sa.hr_teacher)
     _move(host.backbone, 1.0)
     hook.after_train_iter(_runner(host, it=1, skipped=True), 1)
+    assert all(torch.equal(a, t) for a, t in zip(after, sa.hr_teacher.parameters()))
+    # inside a gradient-accumulation window no optimizer step was taken: no EMA step either
+    hook.after_train_iter(_runner(host, it=1, update=False), 1)
     assert all(torch.equal(a, t) for a, t in zip(after, sa.hr_teacher.parameters()))
     # weight schedule: linear over the first half (5 of 10 iterations), then constant
     for it, w in ((2, 0.8), (5, 2.0), (9, 2.0)):
@@ -367,3 +370,18 @@ def test_pera_component_needs_hr_crops_and_l_patches():
         _build(cfg)
     with pytest.raises(PeraConfigError, match='derived from the host encoder'):
         _build(_pera_cfg(spatial_affinity=dict(embed_dims=8)))
+
+
+def test_linear_downsampling_learns_from_the_gram_loss():
+    """The learned projection sits on the teacher side, so the gram loss must reach it."""
+    torch.manual_seed(0)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        student = MODELS.build(_vit())
+    sa = _component(downsample='linear')
+    sa.sync(student)
+    mr, hr = torch.randn(2, 4, 32, 32), torch.randn(2, 4, 64, 64)
+    idx = torch.stack([torch.randperm(16)[:6] for _ in range(2)])
+    feats = _encode(student, mr).gather(1, idx[..., None].expand(-1, -1, 32))
+    sa(feats, idx, (4, 4), hr, _encode)['loss_spatial_affinity'].backward()
+    assert sa.downsample.proj.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in sa.hr_teacher.parameters())

@@ -49,8 +49,11 @@ class SpatialAffinityHook(Hook):
         runner.message_hub.update_scalar('train/sa_weight', sa.weight)
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-        """EMA step or snapshot refresh of the HR teacher, unless the step was skipped."""
-        if getattr(runner.optim_wrapper, 'last_step_skipped', False):
+        """EMA step or snapshot refresh of the HR teacher, once per applied optimizer step."""
+        wrapper = runner.optim_wrapper
+        if not wrapper.should_update():
+            return  # inside an accumulation window: the student has not moved yet
+        if getattr(wrapper, 'last_step_skipped', False):
             return  # the student did not move, nor does the HR teacher
         model, sa = self.component(runner)
         sources = model.spatial_affinity_sources()

@@ -41,10 +41,18 @@ class GramLoss(nn.Module):
         clamp_negative (bool): clamp negative similarities to 0 in both matrices.
             Defaults to False.
         loss_weight (float): multiplier. Defaults to 1.0.
+        detach_teacher (bool): stop the gradient at the teacher features. Defaults
+            to True; ``SpatialAffinity`` turns it off, because its teacher tokens
+            carry no gradient already and its learned ``linear`` downsampling on
+            the teacher side must receive one.
     """
 
     def __init__(
-        self, reduction: str = 'image', clamp_negative: bool = False, loss_weight: float = 1.0
+        self,
+        reduction: str = 'image',
+        clamp_negative: bool = False,
+        loss_weight: float = 1.0,
+        detach_teacher: bool = True,
     ):
         super().__init__()
         if reduction not in REDUCTIONS:
@@ -53,15 +61,17 @@ class GramLoss(nn.Module):
             )
         self.reduction, self.clamp_negative = reduction, bool(clamp_negative)
         self.loss_weight = float(loss_weight)
+        self.detach_teacher = bool(detach_teacher)
 
     def forward(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-        """The loss of student (B, N, D) against teacher (B, N, D') features (teacher detached)."""
+        """The loss of student (B, N, D) against teacher (B, N, D') features."""
         if student.dim() != 3 or teacher.dim() != 3 or student.shape[:2] != teacher.shape[:2]:
             raise PeraDataError(
                 f'GramLoss: student and teacher must be (B, N, D) at the same B and N, got '
                 f'{tuple(student.shape)} and {tuple(teacher.shape)}'
             )
-        teacher = teacher.detach()
+        if self.detach_teacher:
+            teacher = teacher.detach()
         if self.reduction == 'batch':
             student = student.reshape(1, -1, student.shape[-1])
             teacher = teacher.reshape(1, -1, teacher.shape[-1])

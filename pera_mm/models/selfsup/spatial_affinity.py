@@ -107,7 +107,10 @@ class SpatialAffinity(BaseModule):
         self.hr_teacher = MODELS.build(encoder)
         self.hr_teacher.requires_grad_(False)
         self.downsample = HRToMRDownsample(downsample, scale, embed_dims)
-        self.gram_loss = MODELS.build(loss or dict(type='GramLoss'))
+        # the HR tokens come without gradient; the downsampling after them may learn
+        self.gram_loss = MODELS.build(
+            dict(dict(type='GramLoss', detach_teacher=False), **(loss or {}))
+        )
 
     # ------------------------------------------------------------ HR teacher
     def init_weights(self):

@@ -351,3 +351,19 @@ def test_merge_tool_backbone_only_and_bad_input(lora_cls, tmp_path):
         f'error: {plain}: no LoRA layer (no *.lora_scaling key); expected a checkpoint of a '
         'ViTLoRAModel backbone'
     ]
+
+
+def test_init_weights_without_init_cfg_runs_the_backbone_init():
+    """No checkpoint (from scratch, or load_from later): the ViT's own init still runs."""
+    cfg = Config.fromfile(str(CLS_LORA)).model
+    cfg.backbone.module.init_cfg = None
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(cfg)
+    vit = model.backbone.module
+    torch.nn.init.zeros_(vit.pos_embed)
+    qkv = vit.blocks[1].attn.qkv
+    down = qkv.lora_down.weight.clone()
+    model.init_weights()
+    assert vit.pos_embed.abs().sum() > 0  # trunc-normal by PerAViT.init_weights
+    assert isinstance(vit.blocks[1].attn.qkv, LoRALinear)
+    assert torch.equal(qkv.lora_down.weight, down) and not qkv.lora_up.weight.any()

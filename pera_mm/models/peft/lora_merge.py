@@ -42,7 +42,8 @@ def merge_lora_state_dict(state_dict: Dict[str, torch.Tensor], layers: Iterable[
             over :func:`lora_layer_prefixes`); default all of them.
 
     Returns:
-        OrderedDict: the merged weights, in float32 where LoRA was added.
+        OrderedDict: the merged weights, each in its base weight's dtype (the sum is
+        formed in float64).
     """
     prefixes = lora_layer_prefixes(state_dict) if layers is None else list(layers)
     if not prefixes:

@@ -155,14 +155,17 @@ class ViTLoRAModel(LoRAModel):
         setattr(self.module.get_submodule(parent), child, new)
 
     def init_weights(self):
-        """Apply the module's init_cfg (e.g. the PerA checkpoint) to the base weights."""
-        if self._module_init_cfg is not None:
-            self.module.init_cfg = self._module_init_cfg
-            try:
-                with self._base_linears():
-                    self.module.init_weights()
-            finally:
-                self.module.init_cfg = None
+        """The module's own initialisation of the base weights, then its init_cfg if any.
+
+        Runs with the original linears in place, so the LoRA parameters keep their
+        initialisation (zero up-projection).
+        """
+        self.module.init_cfg = self._module_init_cfg
+        try:
+            with self._base_linears():
+                self.module.init_weights()
+        finally:
+            self.module.init_cfg = None
         self._is_init = True
 
     def get_layer_depth(self, param_name: str, prefix: str = ''):

@@ -29,6 +29,13 @@ CONFIG = REPO_ROOT / (
 TINY = dict(embed_dims=64, num_layers=4, num_heads=2, in_channels=4, patch_size=16, projector=None)
 
 
+@pytest.fixture(autouse=True)
+def mmseg_scope():
+    """Build in the mmseg scope whatever scope an earlier test left current."""
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        yield
+
+
 def test_head_maps_each_patch_to_its_pixels():
     head = MODELS.build(dict(type='PatchLinearSegHead', in_channels=3, num_classes=2, patch_size=2))
     assert head.conv_seg.weight.shape == (8, 3, 1, 1)

@@ -109,8 +109,15 @@ def test_two_processes_equal_one(tmp_path, shared_path):
     data = tmp_path / 'data.pt'
     torch.save(dict(init=init, steps=steps), data)
 
-    for x, draws in steps:  # one process, the whole batch (each rank's half a chunk)
-        step(model, model, wrapper, x, draws, chunks=2)
+    # one thread, as each worker: the same reduction order in the GEMMs, so the
+    # comparison below sees the algorithm, not the thread count
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for x, draws in steps:  # one process, the whole batch (each rank's half a chunk)
+            step(model, model, wrapper, x, draws, chunks=2)
+    finally:
+        torch.set_num_threads(threads)
     expected = model.state_dict()
 
     script = tmp_path / 'worker.py'

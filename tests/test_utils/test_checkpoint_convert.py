@@ -333,9 +333,12 @@ def test_bad_format_and_foreign_keys():
     sd = synthetic_pera_state_dict()
     with pytest.raises(CheckpointConvertError, match='format must be one of'):
         extract_backbone(sd, fmt='timm')
+    # register tokens are a PerAViT option (public weights); an unknown tensor is not
     sd['teacher.backbone.register_tokens'] = torch.zeros(1, 4, 192)
+    assert 'register_tokens' in extract_backbone(sd)
+    sd['teacher.backbone.memory_tokens'] = torch.zeros(1, 4, 192)
     with pytest.raises(
-        CheckpointConvertError, match='teacher.backbone.register_tokens are not PerAViT'
+        CheckpointConvertError, match='teacher.backbone.memory_tokens are not PerAViT'
     ):
         extract_backbone(sd)
 

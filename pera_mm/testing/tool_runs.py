@@ -93,3 +93,38 @@ def run_torchrun(script, port: int, nproc: int = 2) -> subprocess.CompletedProce
     args = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', str(nproc)]
     args += ['--master_addr', '127.0.0.1', '--master_port', str(port), str(script)]
     return run_tool(args, cwd=Path(script).parent, OMP_NUM_THREADS='1', MASTER_ADDR='127.0.0.1')
+
+
+def aid_list_file(aid_root, path, count: int = 24):
+    """A list file of ``count`` AID tiles (absolute paths, images 1-2 of each class)."""
+    images = sorted((Path(aid_root) / 'AID').glob('*/*_[1-2].jpg'))[:count]
+    assert len(images) == count
+    Path(path).write_text(''.join(f'{p}\n' for p in images))
+    return path
+
+
+def train_smoke_distributed(smoke, fsdp_config, work_root, name, ann_file, fsdp, port, **hooks):
+    """Two processes of ``tools/dist_train.sh`` on a smoke config and a list of images.
+
+    With ``fsdp``, the FlexibleRunner and FSDP strategy of ``fsdp_config``; ``hooks``
+    are extra ``default_hooks`` (e.g. ``checkpoint=dict(interval=1)``). Returns the
+    work dir.
+    """
+    from mmengine.config import Config
+
+    extra = ''
+    if fsdp:
+        strategy = Config.fromfile(fsdp_config).strategy.to_dict()
+        extra = f"runner_type = 'FlexibleRunner'\nstrategy = {strategy!r}\n"
+    hook_text = ''.join(f', {key}={value!r}' for key, value in hooks.items())
+    cfg = Path(work_root) / f'{name}.py'
+    cfg.write_text(f"""_base_ = [{str(smoke)!r}]
+train_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False,
+                        dataset=dict(data_root='', ann_file={str(ann_file)!r}))
+optim_wrapper = dict(use_fsdp={fsdp})
+default_hooks = dict(logger=dict(interval=1){hook_text})
+randomness = dict(seed=3)
+{extra}""")
+    work = Path(work_root) / name
+    run_dist_train(cfg, work, port)
+    return work

@@ -5,46 +5,24 @@ predictor and EMA target after the same iterations on real AID tiles."""
 
 import pytest
 import torch
-from mmengine.config import Config
 
 from pera_mm.testing import REPO_ROOT
-from pera_mm.testing.tool_runs import run_dist_train
+from pera_mm.testing.tool_runs import aid_list_file, train_smoke_distributed
 
 SMOKE = REPO_ROOT / 'configs/ijepa/ijepa_vit-tiny-p14_1xb4-3iter_demo-56px_cpu-smoke.py'
 FSDP = REPO_ROOT / 'configs/ijepa/ijepa_vit-small-p14_fsdp-8xb8-300e_rgb-224px.py'
 
 
-def aid_list(aid, path, count=24):
-    """A list file of ``count`` AID tiles (absolute paths, a few per class)."""
-    images = sorted((aid / 'AID').glob('*/*_[1-2].jpg'))[:count]
-    assert len(images) == count
-    path.write_text(''.join(f'{p}\n' for p in images))
-    return path
-
-
 def train(tmp_path, name, ann_file, fsdp, port):
     """Two processes of tools/dist_train.sh on the smoke model; the final checkpoint."""
-    extra = ''
-    if fsdp:
-        fsdp_cfg = Config.fromfile(FSDP)
-        extra = f"runner_type = 'FlexibleRunner'\nstrategy = {fsdp_cfg.strategy.to_dict()!r}\n"
-    cfg = tmp_path / f'{name}.py'
-    cfg.write_text(f"""_base_ = [{str(SMOKE)!r}]
-train_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False,
-                        dataset=dict(data_root='', ann_file={str(ann_file)!r}))
-optim_wrapper = dict(use_fsdp={fsdp})
-default_hooks = dict(logger=dict(interval=1))
-randomness = dict(seed=3)
-{extra}""")
-    work = tmp_path / name
-    run_dist_train(cfg, work, port)
+    work = train_smoke_distributed(SMOKE, FSDP, tmp_path, name, ann_file, fsdp, port)
     return torch.load(work / 'iter_3.pth', map_location='cpu', weights_only=True)
 
 
 @pytest.mark.needs_shared
 @pytest.mark.skipif(not torch.distributed.is_available(), reason='torch.distributed missing')
 def test_fsdp_matches_ddp(tmp_path, shared_path):
-    ann = aid_list(shared_path('AID_150px'), tmp_path / 'aid.txt')
+    ann = aid_list_file(shared_path('AID_150px'), tmp_path / 'aid.txt')
     ddp = train(tmp_path, 'ddp', ann, fsdp=False, port=29655)
     fsdp = train(tmp_path, 'fsdp', ann, fsdp=True, port=29657)
     a, b = ddp['state_dict'], fsdp['state_dict']

@@ -4,53 +4,30 @@ on 2 CPU processes with gloo trains exactly like DDP: the same online encoder, d
 and EMA target after the same iterations on real AID tiles. The rollback of a skipped
 step's EMA works on FSDP shards too."""
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
 import torch
-from mmengine.config import Config
 
 from pera_mm.testing import REPO_ROOT
-from pera_mm.testing.tool_runs import run_dist_train
+from pera_mm.testing.tool_runs import aid_list_file, run_torchrun, train_smoke_distributed
 
 SMOKE = REPO_ROOT / 'configs/latent_mim/latent_mim_vit-tiny-p16_1xb4-1e_demo-80px_cpu-smoke.py'
 FSDP = REPO_ROOT / 'configs/latent_mim/latent_mim_vit-small-p16_fsdp-8xb16-300e_rsrsd-280px.py'
 
 
-def aid_list(aid, path, count=24):
-    """A list file of ``count`` AID tiles (absolute paths, a few per class)."""
-    images = sorted((aid / 'AID').glob('*/*_[1-2].jpg'))[:count]
-    assert len(images) == count
-    path.write_text(''.join(f'{p}\n' for p in images))
-    return path
-
-
 def train(tmp_path, name, ann_file, fsdp, port):
     """Two processes of tools/dist_train.sh on the smoke model; the final checkpoint."""
-    extra = ''
-    if fsdp:
-        fsdp_cfg = Config.fromfile(FSDP)
-        extra = f"runner_type = 'FlexibleRunner'\nstrategy = {fsdp_cfg.strategy.to_dict()!r}\n"
-    cfg = tmp_path / f'{name}.py'
-    cfg.write_text(f"""_base_ = [{str(SMOKE)!r}]
-train_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False,
-                        dataset=dict(data_root='', ann_file={str(ann_file)!r}))
-optim_wrapper = dict(use_fsdp={fsdp})
-default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=1))
-randomness = dict(seed=3)
-{extra}""")
-    work = tmp_path / name
-    run_dist_train(cfg, work, port)
+    work = train_smoke_distributed(
+        SMOKE, FSDP, tmp_path, name, ann_file, fsdp, port, checkpoint=dict(interval=1)
+    )
     return torch.load(work / 'epoch_1.pth', map_location='cpu', weights_only=True)
 
 
 @pytest.mark.needs_shared
 @pytest.mark.skipif(not torch.distributed.is_available(), reason='torch.distributed missing')
 def test_fsdp_matches_ddp(tmp_path, shared_path):
-    ann = aid_list(shared_path('AID_150px'), tmp_path / 'aid.txt')
+    ann = aid_list_file(shared_path('AID_150px'), tmp_path / 'aid.txt')
     ddp = train(tmp_path, 'ddp', ann, fsdp=False, port=29651)
     fsdp = train(tmp_path, 'fsdp', ann, fsdp=True, port=29653)
     a, b = ddp['state_dict'], fsdp['state_dict']
@@ -114,16 +91,6 @@ ROLLBACK_WORKER = textwrap.dedent(
 def test_rollback_restores_the_target_shards(tmp_path):
     script, out = tmp_path / 'worker.py', str(tmp_path / 'rank')
     script.write_text(ROLLBACK_WORKER.format(smoke=str(SMOKE), out=out))
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    env.pop('LOCAL_RANK', None)
-    proc = subprocess.run(
-        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2']
-        + ['--master_addr', '127.0.0.1', '--master_port', '29659', str(script)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    run_torchrun(script, port=29659)
     for rank in range(2):  # per iteration: the EMA moved the target, the rollback undid it
         assert torch.load(out + str(rank), weights_only=True) == [[True, True], [True, True]]

@@ -102,10 +102,25 @@ class FeatureKNNValLoop(BaseLoop):
 
     @staticmethod
     def _prefixed(evaluator, name: str):
-        metrics = copy.deepcopy(evaluator if isinstance(evaluator, list) else [evaluator])
+        """A copy of ``evaluator`` whose every metric reports under ``name/``.
+
+        Accepts the three forms ``Runner.build_evaluator`` does: one metric dict, a
+        list of them, and an evaluator dict holding them under ``metrics``.
+        """
+        evaluator = copy.deepcopy(evaluator)
+        holder = evaluator if isinstance(evaluator, dict) and 'metrics' in evaluator else None
+        metrics = holder['metrics'] if holder is not None else evaluator
+        metrics = metrics if isinstance(metrics, list) else [metrics]
         for metric in metrics:
+            if not isinstance(metric, dict):
+                raise PeraConfigError(
+                    f'FeatureKNNValLoop: each val_evaluator metric must be a dict, got {metric!r}'
+                )
             metric['prefix'] = name
-        return metrics
+        if holder is None:
+            return metrics
+        holder['metrics'] = metrics
+        return holder
 
     @property
     def adaptor(self):

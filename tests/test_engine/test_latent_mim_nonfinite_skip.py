@@ -160,3 +160,49 @@ def test_skip_at_the_end_of_an_accumulation_window_undoes_the_window_ema(batches
     assert not ok.model._snapshot_pending and not ok.wrapper.last_step_skipped
     for k, v in ok.snapshot()['target'].items():
         assert torch.equal(v, moved[k]), k  # applied step: the window's EMA is kept
+
+
+@pytest.mark.needs_shared
+def test_a_checkpoint_inside_an_accumulation_window_carries_the_snapshot(batches):
+    """Resumed mid-window, a skipped step still undoes the window's EMA."""
+
+    def started():
+        run = LatentMIMRun(2)
+        with torch.no_grad():  # a target away from the encoder, so the EMA shows
+            for p in run.model.target.parameters():
+                p.add_(0.01)
+        return run
+
+    run = started()
+    before = run.snapshot()
+    run.step(batches[0])  # the window is open: the target has moved by its EMA
+    checkpoint = dict(state_dict=copy.deepcopy(run.model.state_dict()))
+    run.hook.before_save_checkpoint(run.runner, checkpoint)
+    assert LatentMIMScheduleHook.CHECKPOINT_KEY in checkpoint
+
+    resumed = started()
+    resumed.model.load_state_dict(checkpoint['state_dict'])
+    resumed.wrapper.load_state_dict(run.wrapper.state_dict())
+    resumed.hook.after_load_checkpoint(resumed.runner, checkpoint)
+    resumed.runner.iter = 1
+    resumed.wrapper.initialize_count_status(resumed.model, 1, 10)  # as the Runner resumes
+    resumed.step(with_nan(batches[1]))  # the window's step is skipped after the resume
+    assert resumed.wrapper.last_step_skipped
+    target = resumed.snapshot()['target']
+    for k, v in before['target'].items():
+        assert torch.equal(target[k], v), k
+
+    # between windows nothing is saved, and loading such a checkpoint closes no window
+    closed = dict()
+    resumed.hook.before_save_checkpoint(resumed.runner, closed)
+    assert closed == {}
+    resumed.hook.after_load_checkpoint(resumed.runner, closed)
+    assert not resumed.model._snapshot_pending
+
+
+def test_a_snapshot_of_another_model_is_a_one_line_error():
+    from pera_mm.utils.errors import PeraConfigError
+
+    run = LatentMIMRun()
+    with pytest.raises(PeraConfigError, match='target snapshot holds 1 tensors'):
+        run.model.restore_target_snapshot([torch.zeros(3)])

@@ -39,6 +39,9 @@ class LatentMIMScheduleHook(Hook):
     after the iteration that steps the optimizer (the last of an accumulation
     window) it calls ``model.rollback_target()`` when the step was skipped and
     ``model.commit_target()`` otherwise. Both run before any checkpoint is saved.
+    A checkpoint saved inside an accumulation window carries the pending
+    snapshot under ``CHECKPOINT_KEY``, so a run resumed there can still undo
+    the window's EMA.
 
     Args:
         momentum (float): momentum at iteration 0. Defaults to 0.99.
@@ -48,6 +51,7 @@ class LatentMIMScheduleHook(Hook):
     """
 
     priority = 'ABOVE_NORMAL'
+    CHECKPOINT_KEY = 'latent_mim_target_snapshot'
 
     def __init__(
         self,
@@ -97,3 +101,26 @@ class LatentMIMScheduleHook(Hook):
             model.rollback_target()
         else:
             model.commit_target()
+
+    def before_save_checkpoint(self, runner, checkpoint):
+        """Save the pending target snapshot of an open accumulation window.
+
+        Under FSDP each rank holds only its shard of the target, and the checkpoint
+        is written by rank 0 alone, so the snapshot is not saved there (a warning
+        says so): resume FSDP runs from checkpoints at window boundaries.
+        """
+        snapshot = get_ori_model(runner.model).pending_target_snapshot()
+        if snapshot is None:
+            return
+        if any('FullyShardedDataParallel' in c.__name__ for c in type(runner.model).__mro__):
+            runner.logger.warning(
+                'LatentMIMScheduleHook: checkpoint saved inside an accumulation window under '
+                'FSDP; its target snapshot is not saved (resume from a window boundary)'
+            )
+            return
+        checkpoint[self.CHECKPOINT_KEY] = snapshot
+
+    def after_load_checkpoint(self, runner, checkpoint):
+        """Restore it (a checkpoint without one was saved between windows)."""
+        snapshot = checkpoint.get(self.CHECKPOINT_KEY)
+        get_ori_model(runner.model).restore_target_snapshot(snapshot)

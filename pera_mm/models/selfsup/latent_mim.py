@@ -187,6 +187,33 @@ class LatentMIM(BaseSelfSupervisor):
         """Keep the EMA'd target (the optimizer step was applied)."""
         self._snapshot_pending = False
 
+    def pending_target_snapshot(self):
+        """The snapshot a coming skipped step would restore (CPU copies), or None if none is due.
+
+        Mid accumulation window the target has already moved by the window's EMA;
+        a checkpoint saved there must carry the snapshot, or a resumed run could
+        not undo that EMA when the window's step is skipped.
+        """
+        if not self._snapshot_pending:
+            return None
+        return [t.detach().cpu().clone() for t in self._target_snapshot]
+
+    @torch.no_grad()
+    def restore_target_snapshot(self, snapshot):
+        """Take a snapshot saved by :meth:`pending_target_snapshot` (None: no window is open)."""
+        if snapshot is None:
+            self._snapshot_pending = False
+            return
+        params = [p.detach() for p in self.target.parameters()]
+        shapes = [tuple(p.shape) for p in params]
+        if [tuple(t.shape) for t in snapshot] != shapes:
+            raise PeraConfigError(
+                f"LatentMIM: the checkpoint's target snapshot holds {len(snapshot)} tensors "
+                f"that do not match the target encoder's {len(params)} parameters"
+            )
+        self._target_snapshot = [t.to(p.device, p.dtype).clone() for t, p in zip(snapshot, params)]
+        self._snapshot_pending = True
+
     def extract_feat(self, inputs):
         """``mode='tensor'``: features of the online encoder (used downstream)."""
         if isinstance(inputs, (list, tuple)):

@@ -82,6 +82,15 @@ class LatentMIMRun:
         )
 
 
+def started(accumulation):
+    """A run whose target sits away from the encoder, so that the EMA shows."""
+    run = LatentMIMRun(accumulation)
+    with torch.no_grad():
+        for p in run.model.target.parameters():
+            p.add_(0.01)
+    return run
+
+
 def assert_same(a, b):
     for part in ('online', 'neck', 'target'):
         assert a[part].keys() == b[part].keys()
@@ -137,13 +146,6 @@ def test_skipped_step_leaves_target_params_and_state_bitwise_unchanged(batches):
 
 @pytest.mark.needs_shared
 def test_skip_at_the_end_of_an_accumulation_window_undoes_the_window_ema(batches):
-    def started(accumulation):
-        run = LatentMIMRun(accumulation)
-        with torch.no_grad():  # a target away from the encoder, so the EMA shows
-            for p in run.model.target.parameters():
-                p.add_(0.01)
-        return run
-
     run = started(2)
     before = run.snapshot()
     run.step(batches[0])  # first of the window: EMA in the forward, no optimizer step yet
@@ -166,21 +168,14 @@ def test_skip_at_the_end_of_an_accumulation_window_undoes_the_window_ema(batches
 def test_a_checkpoint_inside_an_accumulation_window_carries_the_snapshot(batches):
     """Resumed mid-window, a skipped step still undoes the window's EMA."""
 
-    def started():
-        run = LatentMIMRun(2)
-        with torch.no_grad():  # a target away from the encoder, so the EMA shows
-            for p in run.model.target.parameters():
-                p.add_(0.01)
-        return run
-
-    run = started()
+    run = started(2)
     before = run.snapshot()
     run.step(batches[0])  # the window is open: the target has moved by its EMA
     checkpoint = dict(state_dict=copy.deepcopy(run.model.state_dict()))
     run.hook.before_save_checkpoint(run.runner, checkpoint)
     assert LatentMIMScheduleHook.CHECKPOINT_KEY in checkpoint
 
-    resumed = started()
+    resumed = started(2)
     resumed.model.load_state_dict(checkpoint['state_dict'])
     resumed.wrapper.load_state_dict(run.wrapper.state_dict())
     resumed.hook.after_load_checkpoint(resumed.runner, checkpoint)

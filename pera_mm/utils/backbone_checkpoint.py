@@ -218,7 +218,8 @@ def load_vit_checkpoint(
     if dropped:
         raise PeraDataError(
             f'{path}: ViT key(s) {dropped[:3]} ({len(dropped)}) have no place in '
-            f'{type(model).__name__} (check layer_scale_init_value, qkv_bias)'
+            f'{type(model).__name__} '
+            '(check num_register_tokens, layer_scale_init_value, qkv_bias, mlp_type)'
         )
     result = model.load_state_dict(OrderedDict((k, vit[k]) for k in target_vit), strict=False)
     report = dict(

@@ -6,6 +6,7 @@ from mmengine.registry import DefaultScope
 
 from pera_mm.models.backbones import PerAViT
 from pera_mm.utils.public_weights import convert_public_weights
+from pera_mm.utils.public_weights_manifests import official_manifest
 
 TOL = dict(atol=1e-5, rtol=1e-5)
 
@@ -53,3 +54,16 @@ def assert_same_features(timm_model, vit, size, batch=1, seed=1):
     torch.testing.assert_close(registers, ref[:, 1:n_prefix], **TOL)
     torch.testing.assert_close(patches, ref[:, n_prefix:], **TOL)
     return ref
+
+
+def checkpoint_from_manifest(name, real=False):
+    """Tensors with the manifest's keys and shapes (meta tensors unless ``real``);
+    DINOv3's ``rope_embed.periods`` holds the true base-100 periods."""
+    out = {}
+    for key, shape in official_manifest(name).items():
+        if key == 'rope_embed.periods':
+            d = 4 * shape[0]
+            out[key] = 100.0 ** (2 * torch.arange(shape[0], dtype=torch.float32) / (d // 2))
+        else:
+            out[key] = torch.randn(shape) if real else torch.empty(shape, device='meta')
+    return out

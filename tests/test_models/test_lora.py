@@ -245,6 +245,64 @@ def test_merged_segmentor_equals_lora_segmentor(pera_ckpt):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
 
 
+def _qv_cls_cfg(path):
+    """A smoke classifier with DINOv3's attention form (q and v biases, no k bias), from scratch."""
+    cfg = _cls_cfg(path, '/nonexistent/pera.pth')
+    vit = cfg.backbone.get('module', cfg.backbone)
+    vit.update(qkv_bias='qv', init_cfg=None)
+    return cfg
+
+
+def test_lora_on_qv_attention_trains_lora_only_and_merges_exactly():
+    model = _quiet_build(MODELS, _qv_cls_cfg(CLS_LORA), 'mmpretrain')
+    vit = model.backbone.module
+    assert isinstance(vit.blocks[0].attn.qkv, LoRALinear) and vit.blocks[0].attn.q_bias is not None
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():  # O(1) q / v biases, so that a lost bias would show
+        for blk in vit.blocks:
+            blk.attn.q_bias.copy_(torch.randn(blk.attn.q_bias.shape, generator=g))
+            blk.attn.v_bias.copy_(torch.randn(blk.attn.v_bias.shape, generator=g))
+    _randomise_lora(model, seed=4)
+    # only LoRA and the head get gradients (the q / v biases are frozen base weights)
+    model.train()
+    x = torch.randn(2, 3, 64, 64, generator=g)
+    got = _grad_names(model, model(x, mode='tensor').logsumexp(dim=1).sum())
+    lora = {n for n, _ in model.named_parameters() if '.lora_' in n}
+    assert len(lora) == 16 and got == lora | {'head.fc.weight', 'head.fc.bias'}
+    assert not vit.blocks[0].attn.q_bias.requires_grad
+    # the merged plain 'qv' classifier gives the LoRA classifier's outputs
+    model.eval()
+    plain = _merged_plain(model, MODELS, _qv_cls_cfg(CLS_FT), 'mmpretrain')
+    with torch.no_grad():
+        ref, out = model(x, mode='tensor'), plain(x, mode='tensor')
+        tokens = vit(x)[0]
+        merged_tokens = plain.backbone(x)[0]
+        attn = vit.blocks[0].attn
+        qkv = attn.qkv_projection(x.new_ones(1, 2, 64))
+        bias = torch.cat([attn.q_bias, torch.zeros_like(attn.q_bias), attn.v_bias])
+        expected = attn.qkv(x.new_ones(1, 2, 64)) + bias  # LoRALinear called as a module
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-5)
+    torch.testing.assert_close(merged_tokens, tokens, rtol=0, atol=1e-5)
+    torch.testing.assert_close(qkv, expected, rtol=0, atol=0)
+    # LoRA does change the function: the merged weights differ from the base
+    base = vit.blocks[0].attn.qkv.original_layer.weight
+    assert (plain.backbone.blocks[0].attn.qkv.weight - base).abs().max() > 1e-2
+
+
+def test_qv_projection_of_a_plain_linear_is_the_fused_one():
+    """Without LoRA the 'qv' projection is F.linear with the bias, bit for bit."""
+    from pera_mm.models.utils.attention import Attention
+
+    attn = Attention(64, 1, qkv_bias='qv')
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for p in attn.parameters():
+            p.copy_(torch.randn(p.shape, generator=g))
+    x = torch.randn(2, 5, 64, generator=g)
+    bias = torch.cat([attn.q_bias, torch.zeros(64), attn.v_bias])
+    assert torch.equal(attn.qkv_projection(x), torch.nn.functional.linear(x, attn.qkv.weight, bias))
+
+
 def test_checkpoint_keeps_base_weights_and_reloads(lora_cls, pera_ckpt):
     state = lora_cls.state_dict()
     teacher = pera_ckpt[1]
@@ -288,7 +346,6 @@ def test_init_weights_loads_the_base_not_the_lora(pera_ckpt):
         (dict(targets=[dict(type='nothing_like_this')]), 'no nn.Linear of PerAViT matches'),
         (dict(targets=[]), 'targets is empty'),
         (dict(targets=[dict(type='qkv')], rank=0), 'must be an int >= 1'),
-        (dict(module_extra=dict(qkv_bias='qv')), "qkv_bias='qv'"),
     ],
 )
 def test_bad_lora_configs_raise_one_line(kwargs, message):

@@ -24,23 +24,11 @@ from pera_mm.utils.public_weights import (
 from pera_mm.utils.public_weights_manifests import (
     DINOV2_MODELS,
     DINOV3_MODELS,
-    official_manifest,
 )
 
+from .public_weights_helpers import checkpoint_from_manifest
+
 TOOL = REPO_ROOT / 'tools' / 'model_converters' / 'public_weights_to_pera.py'
-
-
-def checkpoint_from_manifest(name, real=False):
-    """Tensors with the manifest's keys and shapes (meta tensors unless ``real``);
-    DINOv3's ``rope_embed.periods`` holds the true base-100 periods."""
-    out = {}
-    for key, shape in official_manifest(name).items():
-        if key == 'rope_embed.periods':
-            d = 4 * shape[0]
-            out[key] = 100.0 ** (2 * torch.arange(shape[0], dtype=torch.float32) / (d // 2))
-        else:
-            out[key] = torch.randn(shape) if real else torch.empty(shape, device='meta')
-    return out
 
 
 def build_vit(**cfg):

@@ -45,9 +45,19 @@ class PerAViTAdapter(BaseModule):
 
     The ViT part holds the ``patch_embed``, ``pos_embed`` and ``blocks`` of a
     ``PerAViT`` under the same names, so a pretraining backbone state dict loads
-    into it as is (its ``cls_token`` and final ``norm`` are not used here). The
-    position embedding keeps the ``pretrain_size`` grid and is resized
-    bicubically (cls slot dropped) to the input's grid on every forward.
+    into it as is (its final ``norm`` is not used here, nor its ``cls_token``
+    unless ``with_cls_token``). The position embedding keeps the
+    ``pretrain_size`` grid and is resized to the input's grid on every forward
+    by ``pos_resize``.
+
+    The ``PerAViT`` options of public weights are taken as well (see
+    ``docs/public_weights.md``): register tokens, ``norm_eps``,
+    ``qkv_bias='qv'``, the SwiGLU MLP, the position layouts without a cls slot
+    (or without a table, for RoPE), the resize conventions and DINOv3's RoPE.
+    Prefix tokens (cls, registers) run through the ViT slices beside the patch
+    tokens; the injectors, extractors and output maps see the patches only. With
+    RoPE each patch token is rotated by its coordinates on the adapter's 1/16
+    grid, the prefix tokens are not rotated.
 
     Stochastic depth: every ViT block and every extractor ConvFFN use the same
     rate ``drop_path_rate`` (the ViT-Adapter rule), sampled per row by default.
@@ -62,7 +72,8 @@ class PerAViTAdapter(BaseModule):
             input resized bilinearly to ``(H / 16 * p, W / 16 * p)``, so the ViT
             tokens fall on the 1/16 grid exactly (the SPM sees the input as is).
         in_channels (int): input bands.
-        qkv_bias (bool): qkv bias of the ViT blocks.
+        qkv_bias (bool | str): qkv bias of the ViT blocks (True, False or
+            ``'qv'``: q and v biases only, DINOv3's).
         drop_path_rate (float): stochastic depth rate of every block and extractor.
         drop_path_mode (str): 'row' (per-sample) or 'subset' for the ViT blocks.
         layer_scale_init_value (float): > 0 enables LayerScale in the ViT blocks
@@ -85,9 +96,25 @@ class PerAViTAdapter(BaseModule):
             (``dict(type='SyncBN')`` on GPUs). Defaults to ``dict(type='BN')``.
         with_cp (bool): activation checkpointing of the blocks and interactions.
         frozen_stages (int): -1 (default) freezes nothing; ``n >= 0`` freezes the
-            ViT embedding (patch and position embedding) and the first ``n``
-            blocks (``requires_grad=False``, eval mode also after ``train()``);
-            the adapter modules stay trainable.
+            ViT embedding (patch and position embedding, cls and register tokens)
+            and the first ``n`` blocks (``requires_grad=False``, eval mode also
+            after ``train()``); the adapter modules stay trainable.
+        num_register_tokens (int): register tokens of the ViT (DINOv2-reg,
+            DINOv3 storage tokens); they need the cls token.
+        norm_eps (float): eps of the ViT's LayerNorms (DINOv3: 1e-5).
+        mlp_type (str): 'mlp' (GELU) or 'swiglu'.
+        pos_embed_layout (str): 'cls_slot', 'patch_only' or 'none' (needs ``rope``).
+        pos_resize (str): 'offset' (bicubic with ``scale_factor = (dst +
+            interpolate_offset) / src``) or 'antialias' (timm's).
+        interpolate_offset (float): the offset of ``pos_resize='offset'``; the
+            default 0 is plain bicubic to the size (the released ViT-Adapter's),
+            DINOv2's is 0.1.
+        rope (dict, optional): DINOv3's rotary position embedding (the
+            ``PerAViT`` argument).
+        with_cls_token (bool, optional): run the cls token through the blocks
+            with the patches (BEiT-Adapter style). Default: only when the ViT
+            has register tokens, so the ViT sees the token set it was trained
+            with; without registers the patches run alone (ViT-Adapter).
         init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=PATH)``
             initialises everything randomly and then loads the ViT weights from a
             PerA training checkpoint (teacher backbone; ``part='student'`` for the
@@ -101,7 +128,7 @@ class PerAViTAdapter(BaseModule):
         pretrain_size: int = 224,
         patch_size: int = 16,
         in_channels: int = 3,
-        qkv_bias: bool = True,
+        qkv_bias: Union[bool, str] = True,
         drop_path_rate: float = 0.0,
         drop_path_mode: str = 'row',
         layer_scale_init_value: float = 0.0,
@@ -118,6 +145,14 @@ class PerAViTAdapter(BaseModule):
         norm_cfg: Optional[dict] = None,
         with_cp: bool = False,
         frozen_stages: int = -1,
+        num_register_tokens: int = 0,
+        norm_eps: float = 1e-6,
+        mlp_type: str = 'mlp',
+        pos_embed_layout: str = 'cls_slot',
+        pos_resize: str = 'offset',
+        interpolate_offset: float = 0.0,
+        rope: Optional[dict] = None,
+        with_cls_token: Optional[bool] = None,
         init_cfg: Optional[dict] = None,
     ):
         super().__init__(init_cfg=init_cfg)
@@ -130,11 +165,23 @@ class PerAViTAdapter(BaseModule):
             drop_path_rate=drop_path_rate,
             drop_path_mode=drop_path_mode,
             layer_scale_init_value=layer_scale_init_value,
+            num_register_tokens=num_register_tokens,
+            norm_eps=norm_eps,
+            mlp_type=mlp_type,
+            pos_embed_layout=pos_embed_layout,
+            pos_resize=pos_resize,
+            interpolate_offset=interpolate_offset,
+            rope=rope,
         )
         C = self.embed_dims = vit.embed_dims
         self.num_layers = vit.num_layers
         self.patch_size, self.pos_grid = patch_size, vit.grid_size
         self.patch_embed, self.pos_embed, self.blocks = vit.patch_embed, vit.pos_embed, vit.blocks
+        self.pos_embed_layout, self.pos_resize = pos_embed_layout, pos_resize
+        self.interpolate_offset = interpolate_offset
+        self.num_pos_slots = 1 if pos_embed_layout == 'cls_slot' else 0
+        self.rope = vit.rope
+        self._init_prefix_tokens(vit, with_cls_token)
         self.interaction_indexes = self._check_indexes(interaction_indexes, self.num_layers)
         self.add_vit_feature, self.with_cp = add_vit_feature, with_cp
         norm_cfg = norm_cfg or dict(type='BN')
@@ -165,6 +212,29 @@ class PerAViTAdapter(BaseModule):
         self.frozen_stages = check_frozen_stages(frozen_stages, self.num_layers, 'PerAViTAdapter')
         self._freeze_stages()
 
+    def _init_prefix_tokens(self, vit, with_cls_token):
+        """Take the cls (if it runs) and register tokens of ``vit``."""
+        self.num_register_tokens = vit.num_register_tokens
+        if with_cls_token is None:
+            with_cls_token = self.num_register_tokens > 0
+        if not with_cls_token and self.num_register_tokens:
+            raise PeraConfigError(
+                'PerAViTAdapter: with_cls_token=False with num_register_tokens='
+                f'{self.num_register_tokens}; register tokens run beside the cls token'
+            )
+        self.with_cls_token = bool(with_cls_token)
+        if self.with_cls_token:
+            self.cls_token = vit.cls_token
+        self.register_tokens = vit.register_tokens
+        self.num_prefix_tokens = int(self.with_cls_token) + self.num_register_tokens
+
+    def _prefix_params(self):
+        return [
+            p
+            for p in (self.pos_embed, getattr(self, 'cls_token', None), self.register_tokens)
+            if p is not None
+        ]
+
     # -------------------------------------------------- fine-tuning: lr decay, freezing
     def get_layer_depth(self, param_name: str, prefix: str = ''):
         """Depth of a parameter for layer-wise lr decay.
@@ -189,7 +259,8 @@ class PerAViTAdapter(BaseModule):
             for param in module.parameters():
                 param.requires_grad = False
         if self.frozen_stages >= 0:
-            self.pos_embed.requires_grad = False
+            for param in self._prefix_params():
+                param.requires_grad = False
 
     def train(self, mode: bool = True):
         """Set the train mode; frozen ViT stages stay in eval mode."""
@@ -250,27 +321,85 @@ class PerAViTAdapter(BaseModule):
         for m in self.modules():
             if isinstance(m, MSDeformAttn):
                 m.init_weights()
-        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        if self.pos_embed is not None:
+            nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        for token in (getattr(self, 'cls_token', None), self.register_tokens):
+            if token is not None:
+                nn.init.normal_(token, std=1e-6)
         nn.init.normal_(self.level_embed)
+
+    def _resize_table(self, table, src_hw, dst_hw, offset):
+        """``table`` resized from ``src_hw`` to ``dst_hw`` by ``pos_resize``."""
+        antialias = self.pos_resize == 'antialias'
+        return resize_pos_embed(
+            table,
+            src_hw,
+            dst_hw,
+            num_extra_tokens=self.num_pos_slots,
+            offset=0.0 if antialias else offset,
+            antialias=antialias,
+        )
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         """Resample a checkpoint's position grid to ``pretrain_size`` if it differs."""
         key = prefix + 'pos_embed'
-        if key in state_dict and state_dict[key].shape != self.pos_embed.shape:
+        if (
+            self.pos_embed is not None
+            and key in state_dict
+            and state_dict[key].shape != self.pos_embed.shape
+        ):
             src = state_dict[key]
-            state_dict[key] = resize_pos_embed(
-                src, infer_square_grid(src.shape[1] - 1), self.pos_grid
-            )
+            src_grid = infer_square_grid(src.shape[1] - self.num_pos_slots)
+            state_dict[key] = self._resize_table(src, src_grid, self.pos_grid, offset=0.0)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # ------------------------------------------------------------------ forward
-    def _run_blocks(self, blocks, x):
+    def _run_blocks(self, blocks, x, rope=None):
         for blk in blocks:
             if self.with_cp and x.requires_grad:
-                x = checkpoint(blk, x, use_reentrant=False)
+                x = checkpoint(blk, x, rope, use_reentrant=False)
             else:
-                x = blk(x)
+                x = blk(x, rope)
         return x
+
+    def embed_tokens(self, vit_in: torch.Tensor, grid) -> torch.Tensor:
+        """Prefix (cls, registers) and patch tokens (B, P + h*w, C) with positions.
+
+        Args:
+            vit_in (Tensor): the ViT input, ``grid`` patches of ``patch_size``.
+            grid (tuple): the (h, w) patch grid.
+        """
+        tokens = self.patch_embed.proj(vit_in).flatten(2).transpose(1, 2)
+        table = None
+        if self.pos_embed is not None:
+            table = self._resize_table(self.pos_embed, self.pos_grid, grid, self.interpolate_offset)
+            tokens = tokens + table[:, self.num_pos_slots :]
+        if not self.num_prefix_tokens:
+            return tokens
+        prefix = []
+        if self.with_cls_token:
+            cls = self.cls_token
+            prefix.append(cls + table[:, :1] if self.num_pos_slots and table is not None else cls)
+        if self.register_tokens is not None:
+            prefix.append(self.register_tokens)
+        prefix = torch.cat(prefix, dim=1).expand(tokens.shape[0], -1, -1)
+        return torch.cat([prefix, tokens], dim=1)
+
+    def rope_sincos(self, grid, device):
+        """RoPE ``(sin, cos)`` (1, P + h*w, head_dim) of the grid; None without RoPE.
+
+        The coordinate augmentation (training only) is drawn once per call;
+        the P prefix rows get no rotation.
+        """
+        if self.rope is None:
+            return None
+        coords = self.rope.augment(self.rope.grid_coords(grid, device))
+        sin, cos = self.rope.sincos(coords.unsqueeze(0))
+        p = self.num_prefix_tokens
+        if p:
+            sin = torch.cat([sin.new_zeros(1, p, sin.shape[-1]), sin], dim=1)
+            cos = torch.cat([cos.new_ones(1, p, cos.shape[-1]), cos], dim=1)
+        return sin, cos
 
     def forward(self, x: torch.Tensor) -> tuple:
         """Four (B, embed_dims, H/s, W/s) maps for s = 4, 8, 16, 32.
@@ -297,15 +426,15 @@ class PerAViTAdapter(BaseModule):
         if self.patch_size != 16:
             size = (h * self.patch_size, w * self.patch_size)
             vit_in = F.interpolate(x, size=size, mode='bilinear', align_corners=False)
-        tokens = self.patch_embed.proj(vit_in).flatten(2).transpose(1, 2)
-        pos = resize_pos_embed(self.pos_embed, self.pos_grid, (h, w))[:, 1:]
-        tokens = tokens + pos
+        tokens = self.embed_tokens(vit_in, (h, w))
+        rope = self.rope_sincos((h, w), x.device)
+        p = self.num_prefix_tokens
 
         vit_maps = []
         for layer, (first, last) in zip(self.interactions, self.interaction_indexes):
-            run = partial(self._run_blocks, self.blocks[first : last + 1])
-            tokens, c = layer(tokens, c, run, inj_inputs, ext_inputs, prior_grids)
-            vit_maps.append(tokens.transpose(1, 2).reshape(B, C, h, w))
+            run = partial(self._run_blocks, self.blocks[first : last + 1], rope=rope)
+            tokens, c = layer(tokens, c, run, inj_inputs, ext_inputs, prior_grids, p)
+            vit_maps.append(tokens[:, p:].transpose(1, 2).reshape(B, C, h, w))
 
         n2, n3 = prior_grids[0][0] * prior_grids[0][1], h * w
         c2 = c[:, :n2].transpose(1, 2).reshape(B, C, 2 * h, 2 * w)

@@ -127,12 +127,6 @@ class ViTLoRAModel(LoRAModel):
                     f'ViTLoRAModel: target matched {name!r}, outside the ViT blocks; '
                     r"use block-anchored targets such as 'blocks\.\d+\.attn\.qkv'"
                 )
-            parent = self.module.get_submodule(name.rsplit('.', 1)[0])
-            if name.endswith('.qkv') and getattr(parent, 'q_bias', None) is not None:
-                raise PeraConfigError(
-                    f"ViTLoRAModel: {name} has qkv_bias='qv', whose attention reads "
-                    'qkv.weight directly; LoRA on qkv needs qkv_bias True or False'
-                )
 
     def _add_scaling_buffers(self):
         for _, layer in self.lora_layers():

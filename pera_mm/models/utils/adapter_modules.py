@@ -398,22 +398,31 @@ class InteractionBlock(nn.Module):
         inj_inputs: DeformInputs,
         ext_inputs: DeformInputs,
         prior_grids: Sequence[Tuple[int, int]],
+        num_prefix_tokens: int = 0,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         """Returns the updated ViT tokens ``x`` and prior tokens ``c``.
 
         Args:
-            x (Tensor): ViT tokens (B, N, C) on the 1/16 grid.
+            x (Tensor): ViT tokens (B, P + N, C): ``P`` prefix tokens (cls,
+                registers), then the N patch tokens of the 1/16 grid.
             c (Tensor): prior tokens (B, M, C) on ``prior_grids``.
             run_blocks (callable): runs this block's slice of ViT blocks on tokens.
             inj_inputs (tuple): injector deformable inputs.
             ext_inputs (tuple): extractor deformable inputs.
             prior_grids (Sequence[tuple]): the (h, w) of the 1/8, 1/16, 1/32 grids.
+            num_prefix_tokens (int): ``P``; the prefix tokens run through the
+                blocks only, the injector and extractors see the patches.
         """
-        x = self.injector(x, c, inj_inputs)
+        p = num_prefix_tokens
+        if p:
+            x = torch.cat([x[:, :p], self.injector(x[:, p:], c, inj_inputs)], dim=1)
+        else:
+            x = self.injector(x, c, inj_inputs)
         x = run_blocks(x)
-        c = self.extractor(c, x, ext_inputs, prior_grids)
+        patches = x[:, p:] if p else x
+        c = self.extractor(c, patches, ext_inputs, prior_grids)
         for extractor in self.extra_extractors or ():
-            c = extractor(c, x, ext_inputs, prior_grids)
+            c = extractor(c, patches, ext_inputs, prior_grids)
         return x, c
 
 

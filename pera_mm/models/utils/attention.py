@@ -47,11 +47,18 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def qkv_projection(self, x: torch.Tensor) -> torch.Tensor:
-        """The fused (B, N, 3C) q, k, v projection of ``x`` (with a zero k bias for 'qv')."""
+        """The fused (B, N, 3C) q, k, v projection of ``x`` (with a zero k bias for 'qv').
+
+        With ``'qv'`` the bias is added to the output of the ``qkv`` module, so a
+        wrapper in its place (e.g. ``LoRALinear``) is called as a module; a plain
+        ``nn.Linear`` keeps the fused ``F.linear`` with the bias.
+        """
         if self.q_bias is None:
             return self.qkv(x)
         bias = torch.cat([self.q_bias, torch.zeros_like(self.q_bias), self.v_bias])
-        return F.linear(x, self.qkv.weight, bias)
+        if type(self.qkv) is nn.Linear:
+            return F.linear(x, self.qkv.weight, bias)
+        return self.qkv(x) + bias
 
     def forward(self, x: torch.Tensor, rope=None) -> torch.Tensor:
         """Attend over the tokens of ``x`` (B, N, C).

@@ -31,7 +31,7 @@ random arm while the pretraining still runs; see docs/pretraining_helps.md).
 Examples::
 
     python tools/train.py \\
-        configs/pera/pera_vit-tiny-p16_1xb32-4e_aid-unlabeled-96px_cpu-budget.py \\
+        configs/pera/pera_vit-tiny-p16_1xb32-5e_aid-unlabeled-96px_cpu-budget.py \\
         --work-dir work_dirs/pera_aid_unlabeled
     python benchmarks/pretrained_vs_random.py \\
         --checkpoint work_dirs/pera_aid_unlabeled/epoch_4.pth \\

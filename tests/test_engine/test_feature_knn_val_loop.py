@@ -22,7 +22,7 @@ from pera_mm.testing.resume_run import run_training, unique_experiment_name
 from pera_mm.testing.tool_runs import read_scalars
 from pera_mm.utils.checkpoint_convert import extract_backbone, save_weights_file, unwrap_state_dict
 
-CONFIG = REPO_ROOT / 'configs/pera/pera_vit-tiny-p16_1xb32-4e_aid-unlabeled-96px_cpu-budget.py'
+CONFIG = REPO_ROOT / 'configs/pera/pera_vit-tiny-p16_1xb32-5e_aid-unlabeled-96px_cpu-budget.py'
 PROBE = REPO_ROOT / 'tools/analysis_tools/knn_probe.py'
 SETS = {
     'aid': ('AID_150px/AID', ['Airport', 'Beach', 'Desert', 'Forest']),

@@ -18,7 +18,7 @@ from pera_mm.evaluation.feature_adaptors import (
 from pera_mm.testing import REPO_ROOT, build_small_model
 from pera_mm.utils.errors import PeraConfigError
 
-PERA = REPO_ROOT / 'configs/pera/pera_vit-tiny-p16_1xb32-4e_aid-unlabeled-96px_cpu-budget.py'
+PERA = REPO_ROOT / 'configs/pera/pera_vit-tiny-p16_1xb32-5e_aid-unlabeled-96px_cpu-budget.py'
 BASELINE = (
     REPO_ROOT / 'configs/pera/ablations/dinov2-baseline_vit-base-p16_8xb24-200e_rsrsd-448px.py'
 )

@@ -23,6 +23,14 @@ Examples::
     python benchmarks/train_step.py --archs base --batch 16 --img-size 448 --no-scaling
     python benchmarks/train_step.py --archs small --methods pera mae ijepa latent_mim \\
         --no-scaling --out benchmarks/results/train_step_hosts_cpu.json
+    python benchmarks/train_step.py --against-commit 90204a9 --rounds 3 --steps 10 \\
+        --threads 2 --out benchmarks/results/train_step_vs_90204a9_cpu.json
+
+``--against-commit COMMIT`` is its own mode (``benchmarks/_against_commit.py``): the
+PerA step at the issue-23 shapes (ViT-S, batch 8, 2 x 224 + 8 x 96 px crops, 4096
+prototypes) of this tree against the step of COMMIT, each run by its own tree in a
+fresh process, interleaved, on distinct batches, the mean step time; ``--variants``
+adds runs of this tree that stay out of the ratio (switches off, bf16, compile).
 """
 
 import argparse
@@ -154,6 +162,26 @@ def make_parser():
         type=float,
         default=0.5,
         help='goal: PerA achieved FLOP/s / measured GEMM FLOP/s >= this (default 0.5)',
+    )
+    p.add_argument(
+        '--against-commit',
+        default=None,
+        metavar='COMMIT',
+        help='mode: the PerA step of this tree vs that of COMMIT (issue 23 protocol)',
+    )
+    p.add_argument('--rounds', type=int, default=3, help='--against-commit: interleaved rounds (3)')
+    p.add_argument(
+        '--variants',
+        nargs='*',
+        default=['switches_off'],
+        help='--against-commit: extra runs of this tree, out of the ratio: '
+        'switches_off, adamw_foreach, bf16, compile (default: switches_off)',
+    )
+    p.add_argument(
+        '--variant-rounds',
+        type=int,
+        default=None,
+        help='--against-commit: run the variants in the first N rounds only (default: all)',
     )
     p.add_argument('--out', default=None, help='JSON output path')
     return p
@@ -555,8 +583,38 @@ def print_report(results, ratios, targets, scaling):
         )
 
 
+def against_commit(args):
+    """The ``--against-commit`` mode: interleaved runs, the ratio, the JSON."""
+    import _against_commit as A
+
+    if args.rounds < 1 or (args.steps is not None and args.steps < 1):
+        raise SystemExit('--rounds and --steps must be >= 1')
+    gate = C.wait_for_quiet(args.wait_load, args.wait_deadline)
+    payload = A.compare(
+        args.against_commit,
+        rounds=args.rounds,
+        warmup=2 if args.warmup is None else args.warmup,
+        steps=10 if args.steps is None else args.steps,
+        threads=args.threads or 2,
+        variants=args.variants,
+        variant_rounds=args.variant_rounds,
+    )
+    payload['meta']['load_gate'] = gate
+    A.print_summary(payload)
+    if args.out:
+        C.write_json(args.out, payload)
+        print(f'\nJSON written to {args.out}')
+    return 0
+
+
 def main(argv=None):
-    args = resolve_defaults(make_parser().parse_args(argv))
+    parsed = make_parser().parse_args(argv)
+    if parsed.against_commit:
+        try:
+            return against_commit(parsed)
+        except RuntimeError as err:  # CommitCheckoutError: one line, no traceback
+            raise SystemExit(f'train_step.py: {str(err).splitlines()[0]}') from None
+    args = resolve_defaults(parsed)
     gate = C.wait_for_quiet(args.wait_load, args.wait_deadline)
     meta = C.machine_info()
     meta['load_gate'] = gate

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from pera_mm.models.backbones import PerAViT
 from pera_mm.models.utils import Block
+from pera_mm.utils.errors import PeraConfigError
 
 ARCH = dict(embed_dims=64, num_layers=4, num_heads=2, feedforward_channels=128)
 TOL = dict(atol=1e-5, rtol=1e-5)
@@ -147,3 +148,30 @@ def test_compiled_blocks_equal_eager_blocks(compile_cfg):
 def test_compile_option_is_validated():
     with pytest.raises(ValueError, match='compile must be a bool or a dict'):
         PerAViT(arch=ARCH, img_size=64, compile='yes')
+
+
+@pytest.mark.parametrize('registers', [0, 2])
+def test_mask_token_scatter_equals_gather_values_and_gradients(registers):
+    """The two ``mask_token_insert`` forms: same outputs and gradients (1e-5)."""
+    x = torch.randn(3, 3, 64, 64)
+    s_idx, l_idx, _ = random_split(3, 16, 5, 6, seed=2)
+    results = []
+    for insert in ('scatter', 'gather'):
+        vit = make_vit(mask_token_insert=insert, num_register_tokens=registers).train()
+        mask_token = torch.nn.Parameter(torch.linspace(-1, 1, 64).view(1, 1, 64))
+        cls, l_out = vit.forward_student(x, s_idx, l_idx, mask_token)
+        (cls.sin().sum() + (l_out * torch.arange(64.0)).square().mean()).backward()
+        grads = {n: p.grad.clone() for n, p in vit.named_parameters() if p.grad is not None}
+        results.append((cls.detach(), l_out.detach(), mask_token.grad.clone(), grads))
+    (cls_a, l_a, m_a, g_a), (cls_b, l_b, m_b, g_b) = results
+    torch.testing.assert_close(cls_a, cls_b, **TOL)
+    torch.testing.assert_close(l_a, l_b, **TOL)
+    torch.testing.assert_close(m_a, m_b, **TOL)
+    assert m_a.abs().sum() > 0 and set(g_a) == set(g_b) and len(g_a) > 10
+    for name in g_a:
+        torch.testing.assert_close(g_a[name], g_b[name], **TOL, msg=name)
+
+
+def test_mask_token_insert_is_validated():
+    with pytest.raises(PeraConfigError, match='mask_token_insert must be one of'):
+        PerAViT(arch=ARCH, img_size=64, patch_size=16, mask_token_insert='index_put')

@@ -13,10 +13,15 @@ GradScaler skips an overflowing fp16 step: ``optimizer.step()`` is not called
 step count), the gradients are zeroed, the skip is counted, and hooks that
 update state from the step (teacher EMA, DINO centre) read
 ``last_step_skipped`` and leave their state alone.
+
+Two speed switches, each measured in ``docs/benchmarks.md``: the non-finite check
+can read the gradient clip's total norm instead of scanning every gradient
+(``nonfinite_check``), and a CPU with native bf16 can train under bf16 autocast
+(``cpu_bf16``, off by default).
 """
 
 import logging
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Dict, List, Optional, Union
 
 import torch
@@ -32,6 +37,8 @@ from .sharded_clip_grad import sharded_clip_grad_norm_
 
 #: Key of the skip counters in the wrapper's state dict (present once a step was skipped).
 NONFINITE_STATE_KEY = 'nonfinite_steps'
+#: how a step is found non-finite: from the clip's total gradient norm, or gradient by gradient
+NONFINITE_CHECKS = ('grad_norm', 'per_grad')
 
 _logged_choices = set()
 
@@ -86,6 +93,12 @@ def _nonfinite_grads(params: List[torch.Tensor]) -> Optional[torch.Tensor]:
     return torch.stack([f.to(first) for f in flags]).any()
 
 
+def cpu_bf16_supported() -> bool:
+    """Whether this CPU runs bf16 natively (AVX512-BF16 or AMX): the gate of ``cpu_bf16``."""
+    check = getattr(torch.cpu, '_is_avx512_bf16_supported', None)
+    return bool(check and check())
+
+
 @OPTIM_WRAPPERS.register_module()
 class AutoAmpOptimWrapper(AmpOptimWrapper):
     """``AmpOptimWrapper`` on an accelerator, plain ``OptimWrapper`` on CPU.
@@ -109,6 +122,16 @@ class AutoAmpOptimWrapper(AmpOptimWrapper):
     step was skipped, so healthy runs save the same state as before) and
     come back on resume.
 
+    **Finding a non-finite step cheaply.** With ``nonfinite_check='grad_norm'``
+    (the default) and a norm clip (``clip_grad=dict(max_norm=...)``), the
+    gradients are clipped first and the step is non-finite iff the clip's total
+    norm is (a norm is finite iff every gradient is): one reduction the clip
+    computes anyway instead of ``isfinite`` on every gradient, and one host
+    sync per step for the skip decision and the ``grad_norm`` log together. A
+    total norm that overflows fp32 (gradients around 1e19) also counts as
+    non-finite; the clip would scale such a step to nothing anyway. Without a
+    norm clip, and with ``'per_grad'``, every gradient is checked as before.
+
     Args:
         loss_scale (float | str | dict): GradScaler setting, as for
             ``AmpOptimWrapper``. Validated but unused on CPU.
@@ -124,6 +147,13 @@ class AutoAmpOptimWrapper(AmpOptimWrapper):
             :class:`PeraTrainingStopped` after this many skipped steps in a
             row; None or 0 never stops. Defaults to 20 (fp16 loss scaling
             may skip a few steps at the start while its scale settles).
+        nonfinite_check (str): ``'grad_norm'`` (default) or ``'per_grad'``;
+            see above.
+        cpu_bf16 (bool): without an accelerator, run the forward under bf16
+            autocast (``torch.autocast('cpu', dtype=torch.bfloat16)``) on a
+            CPU with native bf16 (``cpu_bf16_supported()``); other CPUs stay
+            in fp32 and say so once. Defaults to False: fp32, the reference
+            numerics. Its speed and accuracy are in ``docs/benchmarks.md``.
         **kwargs: ``OptimWrapper`` arguments (optimizer, clip_grad,
             accumulative_counts).
 
@@ -143,9 +173,20 @@ class AutoAmpOptimWrapper(AmpOptimWrapper):
         use_fsdp: bool = False,
         skip_nonfinite: bool = True,
         max_consecutive_nonfinite: Optional[int] = 20,
+        nonfinite_check: str = 'grad_norm',
+        cpu_bf16: bool = False,
         **kwargs,
     ):
         _check_amp_args(loss_scale, dtype)
+        if nonfinite_check not in NONFINITE_CHECKS:
+            raise PeraConfigError(
+                f'AutoAmpOptimWrapper: nonfinite_check must be one of {NONFINITE_CHECKS}, '
+                f'got {nonfinite_check!r}'
+            )
+        if not isinstance(cpu_bf16, bool):
+            raise PeraConfigTypeError(
+                f'AutoAmpOptimWrapper: cpu_bf16 must be True or False, got {cpu_bf16!r}'
+            )
         if not isinstance(skip_nonfinite, bool):
             raise PeraConfigTypeError(
                 f'AutoAmpOptimWrapper: skip_nonfinite must be True or False, got {skip_nonfinite!r}'
@@ -179,6 +220,12 @@ class AutoAmpOptimWrapper(AmpOptimWrapper):
             )
         if use_fsdp and getattr(self, 'clip_func', None) is torch.nn.utils.clip_grad_norm_:
             self.clip_func = sharded_clip_grad_norm_
+        self.cpu_bf16 = cpu_bf16 and not self.amp_enabled and cpu_bf16_supported()
+        if cpu_bf16 and not self.amp_enabled and not self.cpu_bf16:
+            _log_once('AutoAmpOptimWrapper: cpu_bf16 asked, but this CPU has no native bf16; fp32')
+        elif self.cpu_bf16:
+            _log_once('AutoAmpOptimWrapper: bf16 autocast on the CPU (cpu_bf16=True)')
+        self.nonfinite_check = nonfinite_check
         self.skip_nonfinite = skip_nonfinite
         self.max_consecutive_nonfinite = max_consecutive_nonfinite or None
         self.nonfinite_skips = 0
@@ -237,19 +284,68 @@ class AutoAmpOptimWrapper(AmpOptimWrapper):
             # Unscaled grads are checked; GradScaler's own step then sees
             # them as unscaled and does not divide again.
             self.loss_scaler.unscale_(self.optimizer)
-        if self._is_nonfinite():
-            self._skip()
-            return
+        if self._checks_by_grad_norm():
+            # clip first; the total norm tells whether the step is finite
+            if self._clip_and_check():
+                self._skip()
+                return
+        else:
+            if self._is_nonfinite():
+                self._skip()
+                return
+            if self.clip_grad_kwargs:
+                self._clip_grad()
         self.consecutive_nonfinite = 0
         if self.nonfinite_skips:  # healthy runs log exactly what they did before
             self.message_hub.update_scalar('train/nonfinite_skips', self.nonfinite_skips)
-        if self.clip_grad_kwargs:
-            self._clip_grad()
         if self.amp_enabled:
             self.loss_scaler.step(self.optimizer, **kwargs)
             self.loss_scaler.update(self._scale_update_param)
         else:
             self.optimizer.step(**kwargs)
+
+    def _checks_by_grad_norm(self) -> bool:
+        """Whether this step's clip gives the total norm the non-finite check reads."""
+        return (
+            self.nonfinite_check == 'grad_norm'
+            and bool(self.clip_grad_kwargs)
+            and self.clip_func is not torch.nn.utils.clip_grad_value_
+        )
+
+    def _clip_and_check(self) -> bool:
+        """Clip by the total norm; True when the step must be skipped (one host sync).
+
+        The decision and the logged ``grad_norm`` come back from the device
+        together. A skipped step logs no ``grad_norm``, as before the clip
+        read the norm.
+        """
+        params = [
+            p
+            for group in self.optimizer.param_groups
+            for p in group['params']
+            if p.requires_grad and p.grad is not None
+        ]
+        flags = [] if self._loss_nonfinite is None else [self._loss_nonfinite]
+        self._loss_nonfinite = None
+        norm = self.clip_func(params, **self.clip_grad_kwargs) if params else None
+        if norm is not None:
+            flags.append(torch.isfinite(norm).logical_not())
+        device = flags[0].device if flags else torch.device('cpu')
+        flag = (
+            torch.stack([f.to(device) for f in flags]).any().float().reshape(1)
+            if flags
+            else torch.zeros(1)
+        )
+        dist.all_reduce(flag, op='max')  # a no-op without a process group
+        if norm is None:
+            return bool(flag.item())
+        # one scalar read: the norm, or NaN when any rank's loss or gradient was not finite
+        norm = norm.detach().float().reshape(1).to(device)
+        value = torch.where(flag > 0, torch.full_like(norm, float('nan')), norm).item()
+        if value != value:  # NaN
+            return True
+        self.message_hub.update_scalar(f'train/{self.grad_name}', value)
+        return False
 
     def _is_nonfinite(self) -> bool:
         """Whether this step must be skipped, agreed by all ranks (one host sync)."""
@@ -339,7 +435,15 @@ class AutoAmpOptimWrapper(AmpOptimWrapper):
         OptimWrapper.load_state_dict(self, state_dict)
 
     def optim_context(self, model: nn.Module) -> AbstractContextManager:
-        """Autocast + gradient-sync context with AMP; sync-only otherwise."""
+        """Autocast + gradient-sync context with AMP or ``cpu_bf16``; sync-only otherwise."""
         if self.amp_enabled:
             return super().optim_context(model)
+        if self.cpu_bf16:
+            return self._cpu_bf16_context(model)
         return OptimWrapper.optim_context(self, model)
+
+    @contextmanager
+    def _cpu_bf16_context(self, model: nn.Module):
+        with OptimWrapper.optim_context(self, model):
+            with torch.autocast('cpu', dtype=torch.bfloat16):
+                yield

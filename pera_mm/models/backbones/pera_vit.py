@@ -73,6 +73,11 @@ def load_pretrained_init(module, owner_cls):
     )
 
 
+def _expand_idx(idx, x):
+    """(N, K) token indices expanded over the channels of ``x`` (N, L, C)."""
+    return idx.unsqueeze(-1).expand(-1, -1, x.shape[-1])
+
+
 def _call_block(block, x, rope=None):
     """One block call; the unit ``torch.compile`` traces when compiling is on.
 
@@ -86,6 +91,8 @@ def _call_block(block, x, rope=None):
 POS_EMBED_LAYOUTS = ('cls_slot', 'patch_only', 'none')
 #: how a learned table is resized to another grid at run time
 POS_RESIZE_MODES = ('offset', 'antialias')
+#: how the student's mask tokens join the visible tokens (see ``forward_student``)
+MASK_TOKEN_INSERTS = ('scatter', 'gather')
 
 
 @MODELS.register_module()
@@ -153,6 +160,11 @@ class PerAViT(BaseModule):
             'max-autotune')``). Blocks see a few distinct sequence lengths per
             step (student early/late, teacher, local crops), so dynamic shapes
             are on by default. Weights and state-dict keys are unchanged.
+        mask_token_insert (str): how ``forward_student`` puts the visible
+            tokens and the mask tokens into raster order: ``'scatter'``
+            (default: each scattered to its slot of one new sequence; the
+            backward is a gather) or ``'gather'`` (concatenate, then gather by
+            the sort order; the backward scatters into zeros). Same values.
         frozen_stages (int): -1 (default) freezes nothing; ``n >= 0`` freezes
             the embedding (patch embedding, position embedding, cls token) and
             the first ``n`` blocks (and the final norm when ``n == num_layers``):
@@ -199,9 +211,16 @@ class PerAViT(BaseModule):
         pos_embed_layout: str = 'cls_slot',
         pos_resize: str = 'offset',
         rope: Optional[dict] = None,
+        mask_token_insert: str = 'scatter',
         init_cfg=None,
     ):
         super().__init__(init_cfg=init_cfg)
+        if mask_token_insert not in MASK_TOKEN_INSERTS:
+            raise PeraConfigError(
+                f'PerAViT: mask_token_insert must be one of {MASK_TOKEN_INSERTS}, '
+                f'got {mask_token_insert!r}'
+            )
+        self.mask_token_insert = mask_token_insert
         self.arch_settings = self._parse_arch(arch)
         C = self.embed_dims = self.arch_settings['embed_dims']
         self.num_layers = self.arch_settings['num_layers']
@@ -469,19 +488,32 @@ class PerAViT(BaseModule):
         h = torch.cat([prefix, gather_tokens(patches, s_idx)], dim=1)
         rope = self.rope_for(self._gather_coords(coords, s_idx))
         h = self._run_blocks(h, self.blocks[: self.mask_token_layer], rope)
-        # Raster order of s ∪ l: sort the concatenated positions once; the same
-        # permutation reorders [s outputs, mask tokens] into spatial order.
-        sl_idx = torch.cat([s_idx, l_idx], dim=1)
-        order = sl_idx.argsort(dim=1)
+        # Raster order of s ∪ l: sorting the concatenated positions once gives the
+        # slots in order and the permutation of [s outputs, mask tokens] into them.
+        sl_sorted, order = torch.cat([s_idx, l_idx], dim=1).sort(dim=1)
         mask_tokens = mask_token.to(h.dtype) + gather_tokens(pos.expand(x.shape[0], -1, -1), l_idx)
-        body = gather_tokens(torch.cat([h[:, p:], mask_tokens], dim=1), order)
-        h = torch.cat([h[:, :p], body], dim=1)
-        # the late tokens sit at the slots sl_idx[order]: their coordinates
-        rope = self.rope_for(self._gather_coords(coords, torch.gather(sl_idx, 1, order)))
+        rank = order.argsort(dim=1) + p  # slot of each of [s, l] after cls and registers
+        h = self.insert_mask_tokens(h, mask_tokens, order, rank)
+        # the late tokens sit at the slots sl_sorted: their coordinates
+        rope = self.rope_for(self._gather_coords(coords, sl_sorted))
         h = self.norm(self._run_blocks(h, self.blocks[self.mask_token_layer :], rope))
-        # slot of each l token in the raster sequence (+p for cls and registers)
-        l_slots = order.argsort(dim=1)[:, n_s:] + p
-        return h[:, 0], gather_tokens(h, l_slots)
+        return h[:, 0], gather_tokens(h, rank[:, n_s:])
+
+    def insert_mask_tokens(self, h, mask_tokens, order, rank):
+        """``[prefix, s tokens]`` (N, p + n_s, C) and mask tokens (N, n_l, C) in raster order.
+
+        ``order`` (N, n_s + n_l) sorts the positions ``[s_idx, l_idx]``; ``rank``
+        is its inverse plus ``p``: the slot of each of them after the prefix.
+        """
+        p = self.num_prefix_tokens
+        if self.mask_token_insert == 'scatter':
+            # [prefix, s outputs, mask tokens] scattered to their slots in one pass
+            src = torch.cat([h, mask_tokens], dim=1)
+            prefix_slots = torch.arange(p, device=rank.device).expand(rank.shape[0], -1)
+            slots = torch.cat([prefix_slots, rank], dim=1)
+            return torch.empty_like(src).scatter(1, _expand_idx(slots, src), src)
+        body = gather_tokens(torch.cat([h[:, p:], mask_tokens], dim=1), order)
+        return torch.cat([h[:, :p], body], dim=1)
 
     def forward_masked_dense(self, x, l_mask, mask_token):
         """The full-grid student path of the iBOT / DINOv2-style baseline.

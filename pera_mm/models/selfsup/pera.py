@@ -14,6 +14,9 @@ from ...utils.errors import PeraConfigError, PeraDataError
 from ..utils.feature_stats import mean_pairwise_cosine
 from .spatial_affinity import build_spatial_affinity
 
+#: forms of the teacher EMA update (see ``PerA.update_teacher``)
+EMA_UPDATES = ('lerp', 'mul_add')
+
 
 def derive_dims(cfg: Optional[dict], name: str, **derived) -> Optional[dict]:
     """A copy of a module config with the ``derived`` fields filled in.
@@ -83,6 +86,10 @@ class PerA(BaseSelfSupervisor):
             augmented view) or 'teacher' (the teacher view; with teacher colour
             jitter off this is the un-augmented crop, the paper's figure).
         monitor (bool): log collapse statistics every iteration.
+        ema_update (str): how :meth:`update_teacher` moves the teacher:
+            ``'lerp'`` (default, one ``torch._foreach_lerp_`` pass over the
+            teacher) or ``'mul_add'`` (a ``_foreach_mul_`` and a
+            ``_foreach_add_`` pass, the earlier form). Equal to rounding.
         data_preprocessor (dict, optional): MMPretrain data preprocessor.
         init_cfg (dict, optional): MMEngine initialisation config.
         spatial_affinity (dict, optional): :class:`SpatialAffinity` settings (its
@@ -108,10 +115,12 @@ class PerA(BaseSelfSupervisor):
         data_preprocessor: Optional[dict] = None,
         init_cfg: Optional[dict] = None,
         spatial_affinity: Optional[dict] = None,
+        ema_update: str = 'lerp',
     ):
         checks = dict(
             koleo_crop_reduction=(koleo_crop_reduction, ('sum', 'mean')),
             pixel_target=(pixel_target, ('student', 'teacher')),
+            ema_update=(ema_update, EMA_UPDATES),
         )
         for name, (value, allowed) in checks.items():
             if value not in allowed:
@@ -142,6 +151,7 @@ class PerA(BaseSelfSupervisor):
         self.koleo_loss = MODELS.build(koleo_loss) if koleo_loss else None
         self.koleo_crop_reduction, self.pixel_target = koleo_crop_reduction, pixel_target
         self.monitor = monitor
+        self.ema_update = ema_update
         self.mask_token = nn.Parameter(torch.zeros(1, 1, vit.embed_dims))
 
         teacher_backbone = copy.deepcopy(backbone)
@@ -189,8 +199,11 @@ class PerA(BaseSelfSupervisor):
     def update_teacher(self, momentum: float):
         """EMA step: teacher <- m * teacher + (1 - m) * student (backbone + projector)."""
         t, s = self.ema_pairs()
-        torch._foreach_mul_(t, momentum)
-        torch._foreach_add_(t, s, alpha=1 - momentum)
+        if self.ema_update == 'lerp':
+            torch._foreach_lerp_(t, s, 1 - momentum)  # t + (1 - m) * (s - t), one pass
+        else:
+            torch._foreach_mul_(t, momentum)
+            torch._foreach_add_(t, s, alpha=1 - momentum)
 
     def extract_feat(self, inputs):
         """``mode='tensor'``: dense features of the teacher backbone (used downstream)."""

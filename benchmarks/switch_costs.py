@@ -1,0 +1,169 @@
+#!/usr/bin/env python
+# Copyright (c) pera-mm contributors. All rights reserved.
+"""What each issue-23 switch costs in isolation, at the issue's ViT-S shapes.
+
+A whole-step comparison cannot resolve a change worth 1 % of the step on a shared
+machine; each switch replaces one well-delimited piece, timed here on its own
+(mean of ``--repeats`` calls after one warm-up call, same thread count as the
+step) in both forms:
+
+- ``nonfinite_check``: the clip's total norm plus the skip decision, with the
+  per-gradient ``isfinite`` check (``'per_grad'``) and read from the norm
+  (``'grad_norm'``), over the student's real gradients after one step;
+- ``ema_update``: ``PerA.update_teacher`` as ``'mul_add'`` and ``'lerp'``;
+- ``mask_token_insert``: ``PerAViT.insert_mask_tokens`` forward + backward at the
+  student's shapes (16 rows, cls + 39 s tokens + 39 mask tokens, 384 wide) as
+  ``'gather'`` and ``'scatter'``.
+
+Example::
+
+    python benchmarks/switch_costs.py --threads 2 --out benchmarks/results/switch_costs_cpu.json
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C  # noqa: E402
+from _against_commit import ISSUE_SHAPES  # noqa: E402
+
+
+def timed(fn, repeats):
+    """Mean seconds of ``fn()`` over ``repeats`` calls after one warm-up call."""
+    fn()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - t0) / repeats
+
+
+def nonfinite_costs(model, optim_cfg, batch, repeats):
+    import torch
+    from mmengine.optim import build_optim_wrapper
+
+    wrappers = {}
+    for check in ('per_grad', 'grad_norm'):
+        cfg = dict(optim_cfg, nonfinite_check=check)
+        wrappers[check] = build_optim_wrapper(model, cfg)
+    wrapper = wrappers['per_grad']
+    model.zero_grad()
+    with wrapper.optim_context(model):
+        losses = model.loss(**model.data_preprocessor(batch, True))
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    grads = {p: p.grad.clone() for p in model.parameters() if p.grad is not None}
+
+    def restore():
+        for p, g in grads.items():
+            p.grad.copy_(g)
+
+    def per_grad():
+        restore()
+        w = wrappers['per_grad']
+        w._loss_nonfinite = torch.zeros((), dtype=torch.bool)
+        if not w._is_nonfinite():
+            w._clip_grad()
+
+    def grad_norm():
+        restore()
+        w = wrappers['grad_norm']
+        w._loss_nonfinite = torch.zeros((), dtype=torch.bool)
+        w._clip_and_check()
+
+    restore_only = timed(restore, repeats)
+    return dict(
+        params_with_grad=len(grads),
+        grad_numel=sum(g.numel() for g in grads.values()),
+        seconds=dict(
+            per_grad=timed(per_grad, repeats) - restore_only,
+            grad_norm=timed(grad_norm, repeats) - restore_only,
+        ),
+    )
+
+
+def ema_costs(model, repeats):
+    out = dict(seconds={})
+    for form in ('mul_add', 'lerp'):
+        model.ema_update = form
+        out['seconds'][form] = timed(lambda: model.update_teacher(0.999), repeats)
+    model.ema_update = 'lerp'
+    out['teacher_numel'] = sum(t.numel() for t in model.ema_pairs()[0])
+    return out
+
+
+def insert_costs(vit, repeats, rows=16, n_s=39, n_l=39):
+    import torch
+
+    c, p = vit.embed_dims, vit.num_prefix_tokens
+    g = torch.Generator().manual_seed(0)
+    perm = torch.stack([torch.randperm(n_s + n_l + 10, generator=g) for _ in range(rows)])
+    s_idx = perm[:, :n_s].sort(1).values
+    l_idx = perm[:, n_s : n_s + n_l].sort(1).values
+    _, order = torch.cat([s_idx, l_idx], 1).sort(1)
+    rank = order.argsort(1) + p
+    h = torch.randn(rows, p + n_s, c, requires_grad=True)
+    tokens = torch.randn(rows, n_l, c, requires_grad=True)
+    out = dict(rows=rows, n_s=n_s, n_l=n_l, channels=c, seconds={})
+    for form in ('gather', 'scatter'):
+        vit.mask_token_insert = form
+
+        def fwd_bwd():
+            vit.insert_mask_tokens(h, tokens, order, rank).sum().backward()
+
+        out['seconds'][form] = timed(fwd_bwd, repeats)
+    vit.mask_token_insert = 'scatter'
+    return out
+
+
+def make_parser():
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('--threads', type=int, default=2, help='torch threads (2)')
+    p.add_argument('--repeats', type=int, default=20, help='timed calls per form (20)')
+    p.add_argument('--out', default=None, help='JSON output path')
+    return p
+
+
+def main(argv=None):
+    args = make_parser().parse_args(argv)
+    if args.repeats < 1 or args.threads < 1:
+        raise SystemExit('switch_costs.py: --repeats and --threads must be >= 1')
+    import numpy as np
+    import torch
+    from _methods import build_method
+    from mmengine.registry import DefaultScope
+    from tqdm import tqdm
+
+    import pera_mm  # noqa: F401
+    from pera_mm.testing import synthetic_batch
+
+    torch.set_num_threads(args.threads)
+    C.quiet_mmengine()
+    DefaultScope.get_instance('switch-costs', scope_name='mmpretrain')
+    torch.manual_seed(0)
+    np.random.seed(0)
+    model, transforms, optim_cfg, _ = build_method(dict(ISSUE_SHAPES))
+    model.train()
+    batch = synthetic_batch(transforms, ISSUE_SHAPES['batch'], 256, seed=1)
+    results = {}
+    jobs = [
+        ('nonfinite_check', lambda: nonfinite_costs(model, optim_cfg, batch, args.repeats)),
+        ('ema_update', lambda: ema_costs(model, args.repeats)),
+        ('mask_token_insert', lambda: insert_costs(model.backbone, args.repeats)),
+    ]
+    for name, job in tqdm(jobs, desc='switches', unit='switch'):
+        results[name] = job()
+    rows = []
+    for name, r in results.items():
+        (old, t_old), (new, t_new) = r['seconds'].items()
+        rows.append((name, old, t_old * 1e3, new, t_new * 1e3, t_old / t_new))
+    print(C.table(rows, ('switch', 'earlier form', 'ms', 'default', 'ms', 'ratio')))
+    if args.out:
+        payload = dict(meta=C.machine_info(), threads=args.threads, repeats=args.repeats)
+        C.write_json(args.out, dict(payload, **results))
+        print(f'JSON written to {args.out}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -9,24 +9,28 @@ Model: ViT-Tiny/14 (192 wide, 12 blocks, 3 heads), predictor depth 4 at width 19
 The reference's masks fit the 10 x 10 grid as they are: 4 target blocks of scale
 0.15-0.2 (15-20 patches), one context block of scale 0.85-1.0, min_keep 10.
 
-Schedule: the reference's shapes over 300 iterations of 32 (about 4.6 passes): lr
-warm-up from 2e-4 to 1e-3 over 30 iterations, cosine to 1e-6; weight decay 0.04 ->
+Schedule: the reference's shapes over 800 iterations of 32 (about 12 passes): lr
+warm-up from 2e-4 to 1e-3 over 80 iterations, cosine to 1e-6; weight decay 0.04 ->
 0.4 on the decayed groups; EMA momentum linear 0.99 -> 1.0 (0.996 leaves the target
-encoder almost at its initialisation in a run this short).
+encoder close to its initialisation in a run this short).
 
-Budget: 0.85 s per step measured on a quiet 2-core machine (about 4.5 minutes for the
-300 iterations; 25 minutes would allow about 1700). The count was cut to 300 because
-the shared machine was at load 8-10: the run took 46 minutes there (2-19 s per step,
-one thread). kNN probe (tools/analysis_tools/knn_probe.py, docs/host_cpu_budget.md): the
-target features do NOT beat random init in a usable way (k=20: AID 18.7 vs 16.0 %, RSSCN7
-45.7 vs 51.4 %).
+Evaluation while it trains: every 200 iterations, the kNN protocol of
+docs/representation_quality.md on AID_150px only (target encoder, mean of the patch
+tokens, at 140 px, the pretraining grid); RSSCN7 is read once, by
+tools/analysis_tools/knn_probe.py.
+
+Budget: 0.85 s per step measured on a quiet 2-core machine: about 11.5 minutes for the
+800 iterations (25 minutes would allow about 1700). Results: docs/host_cpu_budget.md.
 """
 
-_base_ = ['./ijepa_vit-small-p14_8xb8-300e_rgb-224px.py']
+_base_ = [
+    './ijepa_vit-small-p14_8xb8-300e_rgb-224px.py',
+    '../_base_/evaluation/knn_aid_rsscn7.py',
+]
 
 img_size = 140
-max_iters = 300
-warmup_iters = 30
+max_iters = 800
+warmup_iters = 80
 data_root = '../shared/data/AID_unlabeled'
 
 model = dict(
@@ -54,6 +58,17 @@ train_dataloader = dict(
         ],
     ),
 )
+val_dataloader = dict(
+    num_workers=0,
+    dataset=dict(
+        pipeline=[
+            dict(type='LoadRGBImageFromFile'),
+            dict(type='Resize', scale=(img_size, img_size), interpolation='area'),
+            dict(type='PackInputs', meta_keys=('img_path', 'split')),
+        ]
+    ),
+)
+val_cfg = dict(sets=dict(_delete_=True, aid=dict(data_root='../shared/data/AID_150px/AID')))
 
 param_scheduler = [
     dict(
@@ -73,10 +88,13 @@ param_scheduler = [
         by_epoch=False,
     ),
 ]
-train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters)
+train_cfg = dict(
+    _delete_=True, type='IterBasedTrainLoop', max_iters=max_iters, val_interval=200
+)
 teacher_ema = dict(momentum=0.99, end_momentum=1.0)
 default_hooks = dict(
-    logger=dict(interval=20),
+    # validation rows logged at their iteration (MMEngine's default logs them at epoch 0)
+    logger=dict(interval=10, log_metric_by_epoch=False),
     checkpoint=dict(interval=max_iters, by_epoch=False, max_keep_ckpts=1),
 )
 log_processor = dict(by_epoch=False)

@@ -5,14 +5,14 @@ class, no labels), disjoint from the labelled tiles of ../shared/data/AID_150px 
 the kNN probe uses. Random resized crops of scale 0.3-1.0 to 140 px (a 10 x 10 grid
 of 14 px patches), as the reference's augmentation (no flip, no colour jitter).
 
-Model: ViT-Tiny/14 (192 wide, 12 blocks, 3 heads), predictor depth 4 at width 192.
+Model: ViT-Tiny/14 (192 wide, 12 blocks, 3 heads), predictor depth 4 at width 96
+(tuned on AID_150px: 23.3 kNN k=20 against 19.3 at width 192 with EMA 0.99).
 The reference's masks fit the 10 x 10 grid as they are: 4 target blocks of scale
 0.15-0.2 (15-20 patches), one context block of scale 0.85-1.0, min_keep 10.
 
 Schedule: the reference's shapes over 800 iterations of 32 (about 12 passes): lr
 warm-up from 2e-4 to 1e-3 over 80 iterations, cosine to 1e-6; weight decay 0.04 ->
-0.4 on the decayed groups; EMA momentum linear 0.99 -> 1.0 (0.996 leaves the target
-encoder close to its initialisation in a run this short).
+0.4 on the decayed groups; EMA momentum linear 0.996 -> 1.0 (the reference's).
 
 Evaluation while it trains: every 200 iterations, the kNN protocol of
 docs/representation_quality.md on AID_150px only (target encoder, mean of the patch
@@ -35,7 +35,7 @@ data_root = '../shared/data/AID_unlabeled'
 
 model = dict(
     backbone=dict(arch='tiny', img_size=img_size),
-    neck=dict(embed_dims=192, num_layers=4),
+    neck=dict(embed_dims=96, num_layers=4),
 )
 
 train_dataloader = dict(
@@ -88,10 +88,8 @@ param_scheduler = [
         by_epoch=False,
     ),
 ]
-train_cfg = dict(
-    _delete_=True, type='IterBasedTrainLoop', max_iters=max_iters, val_interval=200
-)
-teacher_ema = dict(momentum=0.99, end_momentum=1.0)
+train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters, val_interval=200)
+teacher_ema = dict(momentum=0.996, end_momentum=1.0)
 default_hooks = dict(
     # validation rows logged at their iteration (MMEngine's default logs them at epoch 0)
     logger=dict(interval=10, log_metric_by_epoch=False),

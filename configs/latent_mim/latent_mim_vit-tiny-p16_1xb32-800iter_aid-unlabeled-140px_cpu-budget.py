@@ -76,9 +76,7 @@ param_scheduler = [
         by_epoch=False,
     ),
 ]
-train_cfg = dict(
-    _delete_=True, type='IterBasedTrainLoop', max_iters=max_iters, val_interval=200
-)
+train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters, val_interval=200)
 default_hooks = dict(
     # validation rows logged at their iteration (MMEngine's default logs them at epoch 0)
     logger=dict(interval=10, log_metric_by_epoch=False),

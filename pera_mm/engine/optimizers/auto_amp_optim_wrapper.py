@@ -93,6 +93,17 @@ def _nonfinite_grads(params: List[torch.Tensor]) -> Optional[torch.Tensor]:
     return torch.stack([f.to(first) for f in flags]).any()
 
 
+def _rank_agreed_flag(flags: List[torch.Tensor]) -> torch.Tensor:
+    """A (1,) float tensor, 1 when any flag on any rank is set (no flags: 0; no host sync)."""
+    if flags:
+        device = flags[0].device
+        flag = torch.stack([f.to(device) for f in flags]).any().float().reshape(1)
+    else:
+        flag = torch.zeros(1)
+    dist.all_reduce(flag, op='max')  # a no-op without a process group
+    return flag
+
+
 def cpu_bf16_supported() -> bool:
     """Whether this CPU runs bf16 natively (AVX512-BF16 or AMX): the gate of ``cpu_bf16``."""
     check = getattr(torch.cpu, '_is_avx512_bf16_supported', None)
@@ -330,17 +341,11 @@ class AutoAmpOptimWrapper(AmpOptimWrapper):
         norm = self.clip_func(params, **self.clip_grad_kwargs) if params else None
         if norm is not None:
             flags.append(torch.isfinite(norm).logical_not())
-        device = flags[0].device if flags else torch.device('cpu')
-        flag = (
-            torch.stack([f.to(device) for f in flags]).any().float().reshape(1)
-            if flags
-            else torch.zeros(1)
-        )
-        dist.all_reduce(flag, op='max')  # a no-op without a process group
+        flag = _rank_agreed_flag(flags)
         if norm is None:
             return bool(flag.item())
         # one scalar read: the norm, or NaN when any rank's loss or gradient was not finite
-        norm = norm.detach().float().reshape(1).to(device)
+        norm = norm.detach().float().reshape(1).to(flag.device)
         value = torch.where(flag > 0, torch.full_like(norm, float('nan')), norm).item()
         if value != value:  # NaN
             return True
@@ -352,13 +357,7 @@ class AutoAmpOptimWrapper(AmpOptimWrapper):
         params = [p for group in self.optimizer.param_groups for p in group['params']]
         flags = [f for f in (self._loss_nonfinite, _nonfinite_grads(params)) if f is not None]
         self._loss_nonfinite = None
-        if flags:
-            device = flags[0].device
-            flag = torch.stack([f.to(device) for f in flags]).any().float().reshape(1)
-        else:
-            flag = torch.zeros(1)
-        dist.all_reduce(flag, op='max')  # a no-op without a process group
-        return bool(flag.item())
+        return bool(_rank_agreed_flag(flags).item())
 
     def _skip(self) -> None:
         """Count a skipped step, back the loss scale off, stop after too many."""

@@ -18,15 +18,24 @@ checkout. The protocol:
   per-round ratios beside it; peak RSS of the current tree / the reference's;
 - variants of this tree run in the same rounds and stay out of the ratio:
   ``switches_off`` (the issue-23 switches at their earlier forms: what they bought),
-  ``adamw_foreach`` (AdamW's multi-tensor path), ``bf16`` (CPU bf16 autocast) and
-  ``compile`` (``torch.compile``; the first step, which compiles, is reported
-  apart and not in the mean). Variants run in the first ``variant_rounds``
-  rounds and are compared with the current tree's runs of those rounds.
+  ``adamw_unfused`` / ``rows_advanced`` / ``no_prune`` / ``aten_linear`` (one switch
+  each at its earlier form), ``adamw_foreach`` (AdamW's multi-tensor path instead
+  of the fused kernel), ``bf16`` (CPU bf16 autocast) and ``compile``
+  (``torch.compile``; the first step, which compiles, is reported apart and not
+  in the mean). Variants run in the first ``variant_rounds`` rounds and are
+  compared with the current tree's runs of those rounds.
+
+:func:`lockstep_compare` (``--lockstep``) keeps every side in a live worker and
+runs step ``i`` on each in turn: on a machine whose speed drifts by tens of per
+cent within minutes, whole runs in rounds meet different machines.
+:func:`switch_ab` (``--ab-variants``) switches one variant on and off between
+the steps of one run of this tree: what that switch bought.
 
 :func:`trajectory` runs both trees for a few steps from the same weights and
 batches (drop path 0) and returns their losses, for the equivalence test.
 """
 
+import contextlib
 import json
 import tempfile
 from pathlib import Path
@@ -49,14 +58,35 @@ ISSUE_SHAPES = dict(
     batch=8,
     seed=0,
 )
+#: the switches at their earlier forms, one by one (``model_attrs`` / ``optim_wrapper``)
+_ROWS_ADVANCED = {
+    f'{net}.blocks.*.subset_rows': 'advanced' for net in ('backbone', 'teacher.backbone')
+}
+_NO_PRUNE = {f'{net}.prune_last_block': False for net in ('backbone', 'teacher.backbone')}
+_ATEN_LINEAR = {
+    f'{net}.blocks.*.{part}.linear_kernel': 'aten'
+    for net in ('backbone', 'teacher.backbone')
+    for part in ('attn', 'mlp')
+}
+_SWITCHES_OFF = dict(
+    optim_wrapper=dict(nonfinite_check='per_grad', optimizer=dict(fused=False)),
+    model_attrs={
+        'ema_update': 'mul_add',
+        'backbone.mask_token_insert': 'gather',
+        **_ROWS_ADVANCED,
+        **_NO_PRUNE,
+        **_ATEN_LINEAR,
+    },
+)
 #: variants of this tree: (worker spec overrides, build overrides)
 VARIANTS = {
-    'switches_off': dict(
-        optim_wrapper=dict(nonfinite_check='per_grad'),
-        model_attrs={'ema_update': 'mul_add', 'backbone.mask_token_insert': 'gather'},
-    ),
+    'switches_off': _SWITCHES_OFF,
+    'adamw_unfused': dict(optim_wrapper=dict(optimizer=dict(fused=False))),
+    'rows_advanced': dict(model_attrs=_ROWS_ADVANCED),
+    'no_prune': dict(model_attrs=_NO_PRUNE),
+    'aten_linear': dict(model_attrs=_ATEN_LINEAR),
     'bf16': dict(optim_wrapper=dict(cpu_bf16=True)),
-    'adamw_foreach': dict(optim_wrapper=dict(optimizer=dict(foreach=True))),
+    'adamw_foreach': dict(optim_wrapper=dict(optimizer=dict(fused=False, foreach=True))),
     'compile': dict(build=dict(method='pera_compile')),
 }
 
@@ -187,6 +217,173 @@ def compare(
         summary=summarise(runs),
         runs=runs,
     )
+
+
+def lockstep_order(step: int, sides: Sequence[str]) -> List[str]:
+    """The sides in the order they run step ``step``: as given, reversed every other step."""
+    return list(sides) if step % 2 == 0 else list(sides)[::-1]
+
+
+def summarise_lockstep(times: Dict[str, List[float]], cpu, finish, warmup: int) -> dict:
+    """Mean timed step per side, the ratio, per-step ratios and the RSS ratios."""
+    out = {}
+    for side, ts in times.items():
+        timed, timed_cpu = ts[warmup:], cpu[side][warmup:]
+        out[side] = dict(
+            mean_step_s=_mean(timed),
+            step_times_s=timed,
+            warmup_times_s=ts[:warmup],
+            own_cores=sum(timed_cpu) / sum(timed),
+            **{k: finish[side][k] for k in ('peak_rss_mb', 'peak_rss_delta_mb', 'losses_finite')},
+        )
+    ref, cur = out['reference'], out['current']
+    out['ratio'] = ref['mean_step_s'] / cur['mean_step_s']
+    step_ratios = sorted(a / b for a, b in zip(ref['step_times_s'], cur['step_times_s']))
+    out['step_ratios'] = dict(
+        min=step_ratios[0], median=step_ratios[len(step_ratios) // 2], max=step_ratios[-1]
+    )
+    out['peak_rss_ratio'] = cur['peak_rss_mb'] / ref['peak_rss_mb']
+    out['peak_rss_delta_ratio'] = cur['peak_rss_delta_mb'] / ref['peak_rss_delta_mb']
+    for side in times:  # > 1: the variant is slower than the current default
+        if side not in ('reference', 'current'):
+            out[f'{side}_over_current'] = out[side]['mean_step_s'] / cur['mean_step_s']
+    return out
+
+
+def lockstep_compare(
+    commit: str,
+    warmup: int = 2,
+    steps: int = 10,
+    threads: int = 2,
+    variants: Sequence[str] = (),
+    build: Optional[dict] = None,
+    momentum: float = 0.999,
+) -> dict:
+    """Both trees (and the variants) in live worker processes, alternated step by step.
+
+    Every side builds its model and loads the batches first; then step ``i`` runs
+    on every side in turn (order reversed every other step) while the others wait,
+    so all sides meet the same machine within seconds of each other. The mean over
+    the ``steps`` timed steps is compared, as in :func:`compare`.
+    """
+    build = dict(ISSUE_SHAPES if build is None else build)
+    unknown = set(variants) - set(VARIANTS)
+    if unknown:
+        raise SystemExit(
+            f'--variants: unknown {sorted(unknown)}; expected some of {list(VARIANTS)}'
+        )
+    meta = C.machine_info()
+    base = dict(mode='lockstep', build=build, threads=threads, momentum=momentum)
+    with W.CommitCheckout(commit) as co, tempfile.TemporaryDirectory(prefix='pera-ls-') as tmp:
+        base.update(make_inputs(Path(tmp), build, warmup + steps))
+        specs = {'reference': base, 'current': base}
+        specs.update({v: _variant_spec(base, v) for v in variants})
+        sides = list(specs)
+        with contextlib.ExitStack() as stack:
+            workers, ready = {}, {}
+            for side in tqdm(sides, desc='building', unit='side'):
+                tree = co.path if side == 'reference' else C.REPO
+                workers[side] = stack.enter_context(
+                    W.WorkerProcess(tree, str(PROTOCOL_WORKER), [json.dumps(specs[side])])
+                )
+                ready[side] = workers[side].read_result()
+            times = {side: [] for side in sides}
+            cpu = {side: [] for side in sides}
+            for i in tqdm(range(warmup + steps), desc=f'{co.commit[:8]} lockstep', unit='step'):
+                for side in lockstep_order(i, sides):
+                    answer = workers[side].request(f'step {i}')
+                    times[side].append(answer['time_s'])
+                    cpu[side].append(answer['cpu_s'])
+            finish = {side: workers[side].request('finish') for side in sides}
+            pera_files = {side: workers[side].pera_mm_file for side in sides}
+    meta['loadavg_end'] = C.loadavg()
+    return dict(
+        meta=meta,
+        commit=co.commit,
+        pera_mm_file=pera_files,
+        protocol=dict(
+            base,
+            batches=f'{warmup + steps} distinct, shared by all sides',
+            order='lockstep: step i on every side in turn, reversed every other step',
+            warmup=warmup,
+            steps=steps,
+        ),
+        ready={side: {k: v for k, v in r.items() if k != 'spec'} for side, r in ready.items()},
+        summary=summarise_lockstep(times, cpu, finish, warmup),
+    )
+
+
+def print_lockstep_summary(payload: dict) -> None:
+    s = payload['summary']
+    rows = [
+        (
+            side,
+            s[side]['mean_step_s'],
+            f'{min(s[side]["step_times_s"]):.2f}-{max(s[side]["step_times_s"]):.2f}',
+            s[side]['own_cores'],
+            s[side]['peak_rss_mb'],
+            s[side]['peak_rss_delta_mb'],
+        )
+        for side in payload['pera_mm_file']
+    ]
+    header = ('side', 'mean step s', 'range s', 'own cores', 'peak RSS MB', 'RSS rise MB')
+    print(C.table(rows, header))
+    r = s['step_ratios']
+    print(
+        f'\nratio {payload["commit"][:8]} / current = {s["ratio"]:.3f} (per step: median '
+        f'{r["median"]:.3f}, {r["min"]:.3f}-{r["max"]:.3f}); '
+        f'peak RSS current / reference = {s["peak_rss_ratio"]:.3f}'
+    )
+    for key, value in s.items():
+        if key.endswith('_over_current'):
+            print(f'{key[: -len("_over_current")]} / current = {value:.3f} (mean step times)')
+
+
+def switch_ab(
+    variants: Sequence[str],
+    warmup: int = 2,
+    steps: int = 16,
+    threads: int = 2,
+    build: Optional[dict] = None,
+    momentum: float = 0.999,
+) -> dict:
+    """What each variant costs against this tree's defaults, measured inside one run.
+
+    Per variant, one fresh worker of this tree switches the variant on and off
+    between steps (ABBA) on one model; ``variant_over_default`` > 1 means the
+    earlier form is slower, i.e. the switch bought that much.
+    """
+    build = dict(ISSUE_SHAPES if build is None else build)
+    bad = [v for v in variants if v not in VARIANTS or 'build' in VARIANTS[v]]
+    if bad:
+        raise SystemExit(
+            f'--ab-variants: {bad} cannot be switched at run time; expected some of '
+            f'{[v for v in VARIANTS if "build" not in VARIANTS[v]]}'
+        )
+    out = {}
+    with tempfile.TemporaryDirectory(prefix='pera-ab-') as tmp:
+        files = make_inputs(Path(tmp), build, warmup + steps)
+        for name in tqdm(variants, desc='switch A/B', unit='variant'):
+            variant = {k: v for k, v in VARIANTS[name].items() if k != 'build'}
+            spec = dict(mode='ab', build=build, threads=threads, momentum=momentum)
+            spec.update(files, warmup=warmup, steps=steps, variant=variant)
+            out[name] = _run(C.REPO, spec)['result']
+            out[name].pop('spec', None)
+            tqdm.write(f'  {name} / default = {out[name]["variant_over_default"]:.3f}')
+    return out
+
+
+def print_switch_ab(results: dict) -> None:
+    rows = [
+        (
+            name,
+            r['mean_step_s']['default'],
+            r['mean_step_s']['variant'],
+            r['variant_over_default'],
+        )
+        for name, r in results.items()
+    ]
+    print(C.table(rows, ('variant', 'default s', 'variant s', 'variant / default')))
 
 
 def trajectory(

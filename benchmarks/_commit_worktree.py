@@ -257,3 +257,66 @@ def interleaved_comparison(commit: str, specs: Sequence[dict], repeats: int = 2,
                 out[side].append(run)
                 out['order'].append(side)
     return out
+
+
+class WorkerProcess:
+    """A long-lived worker of ``tree`` (cwd and import root, as in :func:`run_worker`)
+    that answers one ``BENCH_RESULT`` line per request line written to its stdin.
+
+    Used as a context manager; :meth:`request` sends a line and returns the parsed
+    answer. The worker's stderr goes to a temporary file, quoted on failure.
+    """
+
+    def __init__(self, tree, worker: str, argv: Sequence[str], commit: Optional[str] = None):
+        self.tree, self.commit = Path(tree), commit
+        script = self.tree / worker
+        if not script.is_file():
+            raise CommitCheckoutError(f'{self.tree} has no {worker}')
+        self._stderr = tempfile.TemporaryFile(mode='w+')
+        self.proc = subprocess.Popen(
+            [sys.executable, '-c', _WRAPPER, str(script), *argv],
+            cwd=self.tree,
+            env=environment(self.tree),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            bufsize=1,
+        )
+        self.pera_mm_file = None
+
+    def _fail(self, what):
+        self.proc.kill()
+        self._stderr.seek(0)
+        lines = self._stderr.read().strip().splitlines() or ['no output']
+        raise CommitCheckoutError(f'the worker in {self.tree} {what}: {lines[-1]}')
+
+    def read_result(self) -> dict:
+        """The next ``BENCH_RESULT`` payload (checks where ``pera_mm`` came from first)."""
+        for line in self.proc.stdout:
+            if line.startswith(PERA_FILE_MARKER):
+                self.pera_mm_file = line[len(PERA_FILE_MARKER) :].strip()
+                if not Path(self.pera_mm_file).resolve().is_relative_to(self.tree.resolve()):
+                    self._fail(f'imported pera_mm from {self.pera_mm_file}')
+            elif line.startswith(C.RESULT_MARKER):
+                return json.loads(line[len(C.RESULT_MARKER) :])
+        return self._fail(f'exited (code {self.proc.wait()})')
+
+    def request(self, line: str) -> dict:
+        """Send one request line and return the worker's answer."""
+        try:
+            self.proc.stdin.write(line + '\n')
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            self._fail('stopped reading requests')
+        return self.read_result()
+
+    def __enter__(self) -> 'WorkerProcess':
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self._stderr.close()
+        return False

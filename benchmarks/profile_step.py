@@ -62,7 +62,9 @@ MODULE_PHASES = (
 )
 BLOCK_TYPES = ('Block',)
 # op kinds split out of the backbone phases (forward op names and backward node names)
-GEMM_OPS = ('addmm', 'mm', 'bmm', 'matmul', 'linear', 'baddbmm')
+# (the oneDNN block linears: mkldnn::_linear_pointwise and its autograd wrapper)
+GEMM_OPS = ('addmm', 'mm', 'bmm', 'matmul', 'linear', 'baddbmm', '_linear_pointwise')
+GEMM_FUNCTIONS = ('_onednnlinear', '_onednnlinearbackward')
 ATTN_KEYS = ('scaled_dot_product', 'scaleddotproduct', 'flash_attention', 'flashattention')
 GATHER_OPS = (
     'gather',
@@ -183,7 +185,7 @@ def op_kind(name):
     if base.endswith('backward0') or base.endswith('backward1'):
         base = base[: -len('backward0')]
         base = base.rstrip('_')
-    if base in GEMM_OPS or base in ('addmm', 'mm', 'bmm'):
+    if base in GEMM_OPS or low in GEMM_FUNCTIONS:
         return 'gemm'
     if base in GATHER_OPS or base in ('indexput', 'indexselect', 'indexadd', 'scatteradd'):
         return 'gather_scatter'

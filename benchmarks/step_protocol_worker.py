@@ -9,7 +9,7 @@ or, before the benchmark split, ``benchmarks/train_step.build_method``); only th
 timing loop is shared, so both sides are timed by the same code. It uses no
 module of the tree besides ``pera_mm`` and that build function.
 
-Three modes (``spec['mode']``):
+Five modes (``spec['mode']``):
 
 - ``'batches'`` (this tree only): push ``count`` synthetic batches through this
   tree's PerA pipeline (different pixels, crops and masks each) and save them to
@@ -21,6 +21,15 @@ Three modes (``spec['mode']``):
   MEAN step time; per-step process CPU time; the RSS high-water mark of the
   process and its rise over the steps; the first-step time (compile cost when
   the backbone compiles).
+- ``'lockstep'``: build, load the batches, answer ``ready``, then run one step
+  per request read from stdin (``step I``: batch I, its wall and CPU time back
+  as one ``BENCH_RESULT`` line; ``finish``: RSS high-water mark, its rise and
+  whether every loss was finite, then exit). The parent alternates the sides
+  step by step, so a machine whose speed drifts within minutes slows both alike.
+- ``'ab'`` (this tree only): one model, ``spec['variant']`` (``model_attrs`` and
+  ``optim_wrapper`` overrides, see :func:`apply_overrides`) switched on and off
+  between steps in the pattern default, variant, variant, default, ...: what one
+  switch buys, on the same weights, allocator and machine minute.
 - ``'trajectory'``: load ``spec['state']`` (strict: zero missing or unexpected
   keys), optionally set every block's drop path to ``spec['drop_path']``, run
   ``steps`` steps on the batches and report the losses of each.
@@ -80,7 +89,10 @@ def merge(base: dict, overrides: dict) -> dict:
 
 
 def set_attr(model, path, value):
-    """Set ``model.<path>`` (dotted; every block for ``blocks.*``), which must exist."""
+    """Set ``model.<path>`` (dotted; every block for ``blocks.*``), which must exist.
+
+    Returns the previous value of the first target.
+    """
     *owners, name = path.split('.')
     targets = [model]
     for part in owners:
@@ -91,7 +103,34 @@ def set_attr(model, path, value):
     for target in targets:
         if not hasattr(target, name):
             raise SystemExit(f'model_attrs: {path!r} does not exist in this tree')
+    previous = getattr(targets[0], name)
+    for target in targets:
         setattr(target, name, value)
+    return previous
+
+
+def apply_overrides(stepper, variant: dict) -> dict:
+    """Switch a built stepper to ``variant`` at run time; returns the overrides undoing it.
+
+    ``model_attrs`` are set as in :func:`set_attr`; ``optim_wrapper`` keys are set on
+    the wrapper, except ``optimizer``, whose keys are set in every parameter group
+    (e.g. ``fused``, ``foreach``: read by ``AdamW.step`` on each call).
+    """
+    undo = dict(model_attrs={}, optim_wrapper={})
+    for path, value in variant.get('model_attrs', {}).items():
+        undo['model_attrs'][path] = set_attr(stepper.model, path, value)
+    for key, value in variant.get('optim_wrapper', {}).items():
+        if key == 'optimizer':
+            groups = stepper.optim_wrapper.optimizer.param_groups
+            undo['optim_wrapper']['optimizer'] = {k: groups[0].get(k) for k in value}
+            for group in groups:
+                group.update(value)
+        else:
+            if not hasattr(stepper.optim_wrapper, key):
+                raise SystemExit(f'optim_wrapper: {key!r} is not a run-time attribute')
+            undo['optim_wrapper'][key] = getattr(stepper.optim_wrapper, key)
+            setattr(stepper.optim_wrapper, key, value)
+    return undo
 
 
 def make_batches(spec):
@@ -210,6 +249,66 @@ def run_time(spec, stepper, batches):
     )
 
 
+def _reply(payload):
+    sys.stdout.write(RESULT_MARKER + json.dumps(payload) + '\n')
+    sys.stdout.flush()
+
+
+def serve_lockstep(stepper, batches, ready: dict):
+    """Mode ``'lockstep'``: one step per ``step I`` line on stdin (see the module notes)."""
+    rss_before = _vm_kib('VmRSS')
+    hwm_reset = _reset_hwm()
+    _reply(dict(ready, status='ready', batches=len(batches)))
+    finite = True
+    for line in sys.stdin:
+        cmd, *arg = line.split()
+        if cmd == 'step':
+            t0, c0 = time.perf_counter(), time.process_time()
+            losses = stepper.step(batches[int(arg[0])])
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            finite = finite and all(np.isfinite(v) for v in losses.values())
+            _reply(dict(step=int(arg[0]), time_s=wall, cpu_s=cpu))
+        elif cmd == 'finish':
+            hwm = _vm_kib('VmHWM')
+            _reply(
+                dict(
+                    status='finished',
+                    losses_finite=bool(finite),
+                    rss_before_mb=rss_before / 1024,
+                    peak_rss_mb=hwm / 1024,
+                    peak_rss_delta_mb=(hwm - rss_before) / 1024,
+                    peak_rss_source='VmHWM reset before step 1' if hwm_reset else 'VmHWM',
+                )
+            )
+            return
+        else:
+            raise SystemExit(f'lockstep: unknown request {line.strip()!r}')
+
+
+def run_ab(spec, stepper, batches):
+    """Mode ``'ab'``: the default and ``spec['variant']`` alternated ABBA (see the notes)."""
+    warmup, steps = spec['warmup'], spec['steps']
+    if warmup + steps > len(batches):
+        raise SystemExit(f'{warmup + steps} steps need as many batches, got {len(batches)}')
+    times = dict(default=[], variant=[])
+    for i, batch in enumerate(batches[: warmup + steps]):
+        variant = i % 4 in (1, 2)
+        undo = apply_overrides(stepper, spec['variant']) if variant else None
+        t0 = time.perf_counter()
+        stepper.step(batch)
+        elapsed = time.perf_counter() - t0
+        if undo is not None:
+            apply_overrides(stepper, undo)
+        if i >= warmup:
+            times['variant' if variant else 'default'].append(elapsed)
+    mean = {k: sum(v) / len(v) for k, v in times.items()}
+    return dict(
+        step_times_s=times,
+        mean_step_s=mean,
+        variant_over_default=mean['variant'] / mean['default'],
+    )
+
+
 def run_trajectory(spec, stepper, batches):
     state = torch.load(spec['state'], map_location='cpu', weights_only=False)
     result = stepper.model.load_state_dict(state, strict=False)
@@ -247,7 +346,10 @@ def main(argv=None):
         torch=torch.__version__,
         optim_wrapper=type(stepper.optim_wrapper).__name__,
     )
-    run = run_time if spec['mode'] == 'time' else run_trajectory
+    if spec['mode'] == 'lockstep':
+        serve_lockstep(stepper, batches, out)
+        return 0
+    run = dict(time=run_time, ab=run_ab, trajectory=run_trajectory)[spec['mode']]
     out.update(run(spec, stepper, batches))
     sys.stdout.write(RESULT_MARKER + json.dumps(out) + '\n')
     sys.stdout.flush()

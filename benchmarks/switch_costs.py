@@ -13,7 +13,17 @@ step) in both forms:
 - ``ema_update``: ``PerA.update_teacher`` as ``'mul_add'`` and ``'lerp'``;
 - ``mask_token_insert``: ``PerAViT.insert_mask_tokens`` forward + backward at the
   student's shapes (16 rows, cls + 39 s tokens + 39 mask tokens, 384 wide) as
-  ``'gather'`` and ``'scatter'``.
+  ``'gather'`` and ``'scatter'``;
+- ``adamw``: ``AdamW.step`` over the student's parameters (random gradients) on
+  the per-parameter loop (``fused=False``, what CPU torch picks by default) and
+  the fused kernel (``fused=True``);
+- ``linear_kernel``: one block (teacher: 16 rows x 119 tokens, forward only;
+  student: 16 x 79, forward + backward) with ``'aten'`` and ``'auto'`` (oneDNN)
+  linears;
+- ``subset_rows``: that student block with 'subset' drop path 0.3, rows picked
+  by ``'advanced'`` indexing and by ``'index_select'``;
+- ``prune_last_block``: the last block computing every token and only the read
+  ones (teacher: cls; student: cls + 39 mask tokens).
 
 Example::
 
@@ -116,6 +126,71 @@ def insert_costs(vit, repeats, rows=16, n_s=39, n_l=39):
     return out
 
 
+def _block_inputs(vit, rows, tokens, grad):
+    import torch
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(rows, tokens, vit.embed_dims, generator=g)
+    return x.requires_grad_(grad)
+
+
+def _run_block(blk, x, queries=None):
+    import torch
+
+    if x.requires_grad:
+        blk(x, queries=queries).sum().backward()
+    else:
+        with torch.no_grad():
+            blk(x, queries=queries)
+
+
+def adamw_costs(model, optim_cfg, repeats):
+    import torch
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    kwargs = {k: v for k, v in optim_cfg['optimizer'].items() if k not in ('type', 'fused')}
+    out = dict(params=len(params), numel=sum(p.numel() for p in params), seconds={})
+    saved = [p.detach().clone() for p in params]
+    for fused in (False, True):
+        for p in params:
+            p.grad = torch.randn_like(p)
+        opt = torch.optim.AdamW(params, fused=fused, **kwargs)
+        out['seconds'][f'fused={fused}'] = timed(opt.step, repeats)
+    with torch.no_grad():
+        for p, v in zip(params, saved):
+            p.copy_(v)
+            p.grad = None
+    return out
+
+
+def block_costs(vit, repeats, attr, forms, cases):
+    """``cases``: (name, rows, tokens, grad, queries) run on the last block."""
+    blk = vit.blocks[-1]
+    out = dict(seconds={})
+    for form in forms:
+        attr(blk, form)
+        total = 0.0
+        for _, rows, tokens, grad, queries in cases:
+            x = _block_inputs(vit, rows, tokens, grad)
+            total += timed(lambda x=x, q=queries: _run_block(blk, x, q(form)), repeats)
+        out['seconds'][str(form)] = total
+    attr(blk, forms[-1])
+    out['cases'] = [c[:4] for c in cases]
+    return out
+
+
+def _set_kernel(blk, kernel):
+    blk.attn.linear_kernel = blk.mlp.linear_kernel = kernel
+
+
+def _set_rows(blk, rows):
+    blk.subset_rows = rows
+
+
+def _no_queries(form):
+    return None
+
+
 def make_parser():
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--threads', type=int, default=2, help='torch threads (2)')
@@ -150,7 +225,46 @@ def main(argv=None):
         ('nonfinite_check', lambda: nonfinite_costs(model, optim_cfg, batch, args.repeats)),
         ('ema_update', lambda: ema_costs(model, args.repeats)),
         ('mask_token_insert', lambda: insert_costs(model.backbone, args.repeats)),
+        ('adamw', lambda: adamw_costs(model, optim_cfg, args.repeats)),
     ]
+    vit = model.backbone
+    shapes = [('teacher', 16, 119, False), ('student', 16, 79, True)]
+    jobs.append(
+        (
+            'linear_kernel',
+            lambda: block_costs(
+                vit, args.repeats, _set_kernel, ('aten', 'auto'),
+                [(*c, _no_queries) for c in shapes],
+            ),
+        )
+    )  # fmt: skip
+
+    def subset_rows_costs():
+        blk, rate = vit.blocks[-1], vit.blocks[-1].drop_path
+        blk.drop_path = 0.3
+        out = block_costs(
+            vit, args.repeats, _set_rows, ('advanced', 'index_select'),
+            [(*shapes[1], _no_queries)],
+        )  # fmt: skip
+        blk.drop_path = rate
+        return out
+
+    jobs.append(('subset_rows', subset_rows_costs))
+    cls_only = torch.zeros(16, 1, dtype=torch.long)
+    cls_and_mask = torch.arange(40).expand(16, -1)
+
+    def queries_of(which):
+        return lambda prune: which if prune else None
+
+    jobs.append(
+        (
+            'prune_last_block',
+            lambda: block_costs(
+                vit, args.repeats, lambda blk, prune: None, (False, True),
+                [(*shapes[0], queries_of(cls_only)), (*shapes[1], queries_of(cls_and_mask))],
+            ),
+        )
+    )  # fmt: skip
     for name, job in tqdm(jobs, desc='switches', unit='switch'):
         results[name] = job()
     rows = []

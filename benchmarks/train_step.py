@@ -25,12 +25,15 @@ Examples::
         --no-scaling --out benchmarks/results/train_step_hosts_cpu.json
     python benchmarks/train_step.py --against-commit 90204a9 --rounds 3 --steps 10 \\
         --threads 2 --out benchmarks/results/train_step_vs_90204a9_cpu.json
+    python benchmarks/train_step.py --against-commit 90204a9 --lockstep --steps 20 \\
+        --variants switches_off --out /tmp/vs_lockstep.json
 
 ``--against-commit COMMIT`` is its own mode (``benchmarks/_against_commit.py``): the
 PerA step at the issue-23 shapes (ViT-S, batch 8, 2 x 224 + 8 x 96 px crops, 4096
 prototypes) of this tree against the step of COMMIT, each run by its own tree in a
 fresh process, interleaved, on distinct batches, the mean step time; ``--variants``
 adds runs of this tree that stay out of the ratio (switches off, bf16, compile).
+``--lockstep`` keeps every side in a live process and alternates them step by step.
 """
 
 import argparse
@@ -171,11 +174,28 @@ def make_parser():
     )
     p.add_argument('--rounds', type=int, default=3, help='--against-commit: interleaved rounds (3)')
     p.add_argument(
+        '--lockstep',
+        action='store_true',
+        help='--against-commit: keep every side in a live process and alternate them '
+        'step by step (instead of whole runs in rounds)',
+    )
+    p.add_argument(
         '--variants',
         nargs='*',
         default=['switches_off'],
         help='--against-commit: extra runs of this tree, out of the ratio: '
-        'switches_off, adamw_foreach, bf16, compile (default: switches_off)',
+        'switches_off, adamw_unfused, rows_advanced, no_prune, aten_linear, adamw_foreach, '
+        'bf16, compile (default: switches_off)',
+    )
+    p.add_argument(
+        '--ab-variants',
+        nargs='*',
+        default=[],
+        help='--against-commit: after the comparison, each of these variants switched '
+        'on and off between steps of one run of this tree (ABBA): what each switch bought',
+    )
+    p.add_argument(
+        '--ab-steps', type=int, default=16, help='--ab-variants: timed steps per variant (16)'
     )
     p.add_argument(
         '--variant-rounds',
@@ -590,6 +610,17 @@ def against_commit(args):
     if args.rounds < 1 or (args.steps is not None and args.steps < 1):
         raise SystemExit('--rounds and --steps must be >= 1')
     gate = C.wait_for_quiet(args.wait_load, args.wait_deadline)
+    if args.lockstep:
+        payload = A.lockstep_compare(
+            args.against_commit,
+            warmup=2 if args.warmup is None else args.warmup,
+            steps=10 if args.steps is None else args.steps,
+            threads=args.threads or 2,
+            variants=args.variants,
+        )
+        payload['meta']['load_gate'] = gate
+        A.print_lockstep_summary(payload)
+        return _write(args, _with_switch_ab(args, payload))
     payload = A.compare(
         args.against_commit,
         rounds=args.rounds,
@@ -601,6 +632,25 @@ def against_commit(args):
     )
     payload['meta']['load_gate'] = gate
     A.print_summary(payload)
+    return _write(args, _with_switch_ab(args, payload))
+
+
+def _with_switch_ab(args, payload):
+    import _against_commit as A
+
+    if args.ab_variants:
+        payload['switch_ab'] = A.switch_ab(
+            args.ab_variants,
+            warmup=2 if args.warmup is None else args.warmup,
+            steps=args.ab_steps,
+            threads=args.threads or 2,
+        )
+        print()
+        A.print_switch_ab(payload['switch_ab'])
+    return payload
+
+
+def _write(args, payload) -> int:
     if args.out:
         C.write_json(args.out, payload)
         print(f'\nJSON written to {args.out}')

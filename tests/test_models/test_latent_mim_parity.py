@@ -159,9 +159,14 @@ def test_position_tables_and_patches(record):
 @pytest.mark.needs_shared
 def test_losses_and_intermediates(record, fp32_step):
     exp, got, seen = record['loss'], fp32_step['losses'], fp32_step['seen']
-    assert got['loss_sim_pred'].item() == pytest.approx(exp['reg_pred'], rel=1e-6)
-    assert got['loss_sim_vis'].item() == pytest.approx(exp['reg_vis'], rel=1e-6)
-    assert got['loss_infonce'].item() == pytest.approx(exp['infonce'], rel=1e-6)
+    # Each part to 1e-6 of itself or of the total it sums into: the small regulariser
+    # parts (~1e-3) carry the record's own fp32 noise (reg_vis 3.9e-7 relative), and
+    # summation order differs between CPUs (seen: 1.2e-6 relative on an AMD EPYC).
+    # The sharp check is the float64 one (1e-9) below.
+    part = dict(rel=1e-6, abs=1e-6 * exp['total'])
+    assert got['loss_sim_pred'].item() == pytest.approx(exp['reg_pred'], **part)
+    assert got['loss_sim_vis'].item() == pytest.approx(exp['reg_vis'], **part)
+    assert got['loss_infonce'].item() == pytest.approx(exp['infonce'], **part)
     assert fp32_step['total'].item() == pytest.approx(exp['total'], rel=1e-6)
     for key, monitor in (('avg_sim_pred', 'pred'), ('avg_sim_vis', 'vis'), ('avg_sim_trg', 'trg')):
         assert got[f'monitor_sim_{monitor}'].item() == pytest.approx(exp[key], rel=1e-6)

@@ -203,6 +203,7 @@ def test_mlp_targets_and_per_target_rank():
 def _merged_plain(lora_model, registry, plain_cfg, scope):
     merged = merge_lora_state_dict(lora_model.state_dict())
     plain = _quiet_build(registry, plain_cfg, scope)
+    plain.to(next(lora_model.parameters()).dtype)  # no rounding of a float64 merge
     result = plain.load_state_dict(merged, strict=True)
     assert not result.missing_keys and not result.unexpected_keys
     return plain.eval()
@@ -211,15 +212,17 @@ def _merged_plain(lora_model, registry, plain_cfg, scope):
 def test_merged_classifier_equals_lora_classifier(pera_ckpt):
     model = _quiet_build(MODELS, _cls_cfg(CLS_LORA, pera_ckpt[0]), 'mmpretrain')
     _randomise_lora(model)
-    model.eval()
+    # float64 (merge included), as for the segmentor: in fp32 the two summation orders
+    # alone differ by up to 2e-5 on some CPUs (seen on an AMD EPYC)
+    model.double().eval()
     plain = _merged_plain(model, MODELS, _cls_cfg(CLS_FT, pera_ckpt[0]), 'mmpretrain')
-    x = torch.randn(3, 3, 64, 64)
+    x = torch.randn(3, 3, 64, 64, dtype=torch.float64)
     with torch.no_grad():
         ref, out = model(x, mode='tensor'), plain(x, mode='tensor')
         base = _quiet_build(MODELS, _cls_cfg(CLS_FT, pera_ckpt[0]), 'mmpretrain')
         base.head.load_state_dict(model.head.state_dict())
-        unadapted = base.eval()(x, mode='tensor')
-    torch.testing.assert_close(out, ref, rtol=0, atol=1e-5)
+        unadapted = base.double().eval()(x, mode='tensor')
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-9)
     # and LoRA did change the function (the comparison is not trivial)
     assert (unadapted - ref).abs().max() > 1e-2
 
@@ -290,8 +293,9 @@ def test_lora_on_qv_attention_trains_lora_only_and_merges_exactly():
 
 
 def test_qv_projection_of_a_plain_linear_is_the_fused_one():
-    """Without LoRA the 'qv' projection is F.linear with the bias, bit for bit."""
+    """Without LoRA the 'qv' projection is one linear with the bias, bit for bit."""
     from pera_mm.models.utils.attention import Attention
+    from pera_mm.models.utils.onednn_linear import linear
 
     attn = Attention(64, 1, qkv_bias='qv')
     g = torch.Generator().manual_seed(5)
@@ -300,7 +304,7 @@ def test_qv_projection_of_a_plain_linear_is_the_fused_one():
             p.copy_(torch.randn(p.shape, generator=g))
     x = torch.randn(2, 5, 64, generator=g)
     bias = torch.cat([attn.q_bias, torch.zeros(64), attn.v_bias])
-    assert torch.equal(attn.qkv_projection(x), torch.nn.functional.linear(x, attn.qkv.weight, bias))
+    assert torch.equal(attn.qkv_projection(x), linear(x, attn.qkv.weight, bias, attn.linear_kernel))
 
 
 def test_checkpoint_keeps_base_weights_and_reloads(lora_cls, pera_ckpt):

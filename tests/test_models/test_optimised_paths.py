@@ -175,3 +175,174 @@ def test_mask_token_scatter_equals_gather_values_and_gradients(registers):
 def test_mask_token_insert_is_validated():
     with pytest.raises(PeraConfigError, match='mask_token_insert must be one of'):
         PerAViT(arch=ARCH, img_size=64, patch_size=16, mask_token_insert='index_put')
+
+
+def _seeded_step(model_fn, seed=3):
+    """Outputs and gradients of ``model_fn()`` (which returns a list of tensors) from one seed."""
+    torch.manual_seed(seed)
+    outs = model_fn()
+    sum((o * torch.linspace(-1, 1, o.shape[-1])).sin().mean() for o in outs).backward()
+    return [o.detach() for o in outs]
+
+
+@pytest.mark.parametrize('with_rope', [False, True])
+def test_subset_rows_index_select_equals_advanced_indexing(with_rope):
+    """'subset' stochastic depth: index_select rows == x[rows], values and gradients."""
+    x0 = torch.randn(6, 9, 64)
+    rope = (torch.randn(6, 9, 32), torch.randn(6, 9, 32)) if with_rope else None
+    results = []
+    for rows in ('index_select', 'advanced'):
+        torch.manual_seed(0)
+        blk = Block(64, 2, 128, drop_path=0.5, subset_rows=rows).train()
+        x = x0.clone().requires_grad_()
+        outs = _seeded_step(lambda: [blk(x, rope)])
+        grads = {n: p.grad.clone() for n, p in blk.named_parameters()}
+        results.append((outs, x.grad.clone(), grads))
+    (o_a, x_a, g_a), (o_b, x_b, g_b) = results
+    torch.testing.assert_close(o_a[0], o_b[0], **TOL)
+    torch.testing.assert_close(x_a, x_b, **TOL)
+    for name in g_a:
+        torch.testing.assert_close(g_a[name], g_b[name], **TOL, msg=name)
+    # each branch runs on 3 of 6 rows (its own draw): rows in neither draw pass unchanged
+    torch.manual_seed(3)
+    touched = set(torch.randperm(6)[:3].tolist()) | set(torch.randperm(6)[:3].tolist())
+    unchanged = (o_a[0] == x0).flatten(1).all(1)
+    assert unchanged.tolist() == [i not in touched for i in range(6)]
+
+
+def test_subset_rows_is_validated():
+    with pytest.raises(PeraConfigError, match='subset_rows must be one of'):
+        Block(64, 2, 128, subset_rows='gather')
+
+
+def _pruning_pair(**vit_kwargs):
+    vits = [make_vit(prune_last_block=prune, **vit_kwargs).train() for prune in (True, False)]
+    vits[1].load_state_dict(vits[0].state_dict())
+    return vits
+
+
+PRUNE_CASES = dict(
+    plain=dict(),
+    subset_drop_path=dict(drop_path_rate=0.4),
+    row_drop_path=dict(drop_path_rate=0.4, drop_path_mode='row'),
+    registers_qv_rope=dict(
+        num_register_tokens=2, qkv_bias='qv', rope=dict(base=100.0), drop_path_rate=0.4
+    ),
+)
+
+
+@pytest.mark.parametrize('case', PRUNE_CASES, ids=list(PRUNE_CASES))
+def test_pruned_last_block_equals_full_last_block(case):
+    """``prune_last_block``: the cls-only sparse path and the student path give the
+    values and gradients of the full last block (same drop-path draws)."""
+    x = torch.randn(4, 3, 64, 64)
+    s_idx, l_idx, t_idx = random_split(4, 16, 4, 5, seed=4)
+    results = []
+    for vit in _pruning_pair(**PRUNE_CASES[case]):
+        mask_token = torch.nn.Parameter(torch.linspace(-1, 1, 64).view(1, 1, 64))
+
+        def run(vit=vit, mask_token=mask_token):
+            cls_s, l_out = vit.forward_student(x, s_idx, l_idx, mask_token)
+            cls_t = vit.forward_sparse(x, t_idx, cls_only=True)
+            cls_all = vit.forward_sparse(x, None, cls_only=True)
+            return [cls_s, l_out, cls_t, cls_all]
+
+        outs = _seeded_step(run)
+        grads = {n: p.grad.clone() for n, p in vit.named_parameters() if p.grad is not None}
+        results.append((outs, mask_token.grad.clone(), grads))
+    (o_a, m_a, g_a), (o_b, m_b, g_b) = results
+    for a, b in zip(o_a, o_b):
+        torch.testing.assert_close(a, b, **TOL)
+    torch.testing.assert_close(m_a, m_b, **TOL)
+    assert set(g_a) == set(g_b) and len(g_a) > 10
+    for name in g_a:
+        torch.testing.assert_close(g_a[name], g_b[name], **TOL, msg=name)
+    # the unpruned cls-only path is the sequence path's cls
+    vit = _pruning_pair(**PRUNE_CASES[case])[1].eval()
+    torch.testing.assert_close(
+        vit.forward_sparse(x, t_idx, cls_only=True), vit.forward_sparse(x, t_idx)[:, 0], **TOL
+    )
+
+
+class _WrappedLinear(torch.nn.Module):
+    """A stand-in for a LoRA-style wrapper: not an ``nn.Linear``, same function."""
+
+    def __init__(self, linear):
+        super().__init__()
+        self.inner = linear
+
+    def forward(self, x):
+        return self.inner(x)
+
+
+@pytest.mark.parametrize('qkv_bias', [True, 'qv'])
+def test_attention_queries_equal_full_attention_rows(qkv_bias):
+    """``Attention(queries=idx)`` == the rows ``idx`` of full attention, with a plain
+    Linear (split q GEMM) and with a wrapped qkv module."""
+    from pera_mm.models.utils.attention import Attention
+
+    torch.manual_seed(0)
+    attn = Attention(64, 4, qkv_bias=qkv_bias)
+    if qkv_bias == 'qv':
+        with torch.no_grad():
+            attn.q_bias.normal_()
+            attn.v_bias.normal_()
+    x = torch.randn(3, 10, 64)
+    idx = torch.tensor([[0, 4, 7], [0, 1, 9], [0, 5, 5]])
+    rope = (torch.randn(1, 10, 16), torch.randn(1, 10, 16))
+    full = torch.gather(attn(x, rope), 1, idx[..., None].expand(-1, -1, 64))
+    torch.testing.assert_close(attn(x, rope, queries=idx), full, **TOL)
+    attn.qkv = _WrappedLinear(attn.qkv)
+    torch.testing.assert_close(attn(x, rope, queries=idx), full, **TOL)
+
+
+@pytest.mark.parametrize('with_bias', [True, False])
+def test_onednn_linear_equals_aten_linear_values_and_gradients(with_bias):
+    from pera_mm.models.utils.onednn_linear import linear, onednn_applies
+
+    torch.manual_seed(0)
+    w0, b0 = torch.randn(96, 64) * 0.1, torch.randn(96)
+    x0 = torch.randn(5, 3, 64).transpose(0, 1)  # non-contiguous (3, 5, 64)
+    assert onednn_applies(x0, w0)
+    results = []
+    for kernel in ('auto', 'aten'):
+        x, w = x0.clone().requires_grad_(), w0.clone().requires_grad_()
+        b = b0.clone().requires_grad_() if with_bias else None
+        y = linear(x, w, b, kernel)
+        (y * torch.linspace(-1, 1, 96)).sin().sum().backward()
+        results.append([y.detach(), x.grad, w.grad] + ([b.grad] if with_bias else []))
+    for a, b in zip(*results):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a, b, **TOL)
+
+
+def test_onednn_linear_steps_aside_under_cpu_autocast_and_for_other_dtypes():
+    from pera_mm.models.utils.onednn_linear import onednn_applies
+
+    x, w = torch.randn(2, 4, 8), torch.randn(3, 8)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        assert not onednn_applies(x, w)
+    assert not onednn_applies(x.double(), w.double())
+    assert not onednn_applies(x[:0], w)
+
+
+def test_block_linear_kernels_agree_and_are_validated():
+    x0 = torch.randn(3, 9, 64)
+    results = []
+    for kernel in ('auto', 'aten'):
+        torch.manual_seed(0)
+        blk = Block(64, 2, 128, qkv_bias='qv', linear_kernel=kernel).train()
+        x = x0.clone().requires_grad_()
+        outs = _seeded_step(lambda: [blk(x, queries=torch.tensor([[0, 3]] * 3))])
+        results.append((outs[0], x.grad, {n: p.grad for n, p in blk.named_parameters()}))
+    (o_a, x_a, g_a), (o_b, x_b, g_b) = results
+    torch.testing.assert_close(o_a, o_b, **TOL)
+    torch.testing.assert_close(x_a, x_b, **TOL)
+    for name in g_a:
+        torch.testing.assert_close(g_a[name], g_b[name], **TOL, msg=name)
+    with pytest.raises(PeraConfigError, match='linear_kernel must be one of'):
+        Block(64, 2, 128, linear_kernel='mkl')
+    # PerAViT takes oneDNN by default; plain blocks (the other hosts) keep aten
+    vit = PerAViT(arch=ARCH, img_size=64, patch_size=16)
+    assert {vit.blocks[0].attn.linear_kernel, vit.blocks[-1].mlp.linear_kernel} == {'auto'}
+    assert Block(64, 2, 128).mlp.linear_kernel == 'aten'

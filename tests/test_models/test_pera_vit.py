@@ -169,10 +169,13 @@ def test_runtime_pos_embed_uses_offset_convention():
 def test_subset_drop_path_updates_exactly_the_sampled_rows():
     torch.manual_seed(3)
     x = torch.zeros(16, 5, 8)
-    out = Block._subset_residual(x, lambda t: torch.ones_like(t), p=0.3)
-    touched = out.abs().sum((1, 2)) > 0
-    assert int(touched.sum()) == 11  # int(16 * 0.7)
-    torch.testing.assert_close(out[touched], torch.full((11, 5, 8), 16 / 11))
+    for rows in ('index_select', 'advanced'):
+        blk = Block(8, 2, 16, subset_rows=rows)
+        torch.manual_seed(3)
+        out = blk._subset_residual(x, lambda t: torch.ones_like(t), p=0.3)
+        touched = out.abs().sum((1, 2)) > 0
+        assert int(touched.sum()) == 11  # int(16 * 0.7)
+        torch.testing.assert_close(out[touched], torch.full((11, 5, 8), 16 / 11))
 
 
 def test_activation_checkpointing_gives_same_gradients():

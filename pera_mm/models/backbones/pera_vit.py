@@ -78,13 +78,13 @@ def _expand_idx(idx, x):
     return idx.unsqueeze(-1).expand(-1, -1, x.shape[-1])
 
 
-def _call_block(block, x, rope=None):
+def _call_block(block, x, rope=None, queries=None):
     """One block call; the unit ``torch.compile`` traces when compiling is on.
 
     A free function (not a bound method) so that copies of the backbone never
     share a compiled closure over the original's blocks.
     """
-    return block(x, rope)
+    return block(x, rope, queries)
 
 
 #: learned position tables: with a slot for the cls token, patches only, or none (RoPE only)
@@ -104,7 +104,8 @@ class PerAViT(BaseModule):
     - ``forward(img)``: the dense downstream path (every patch), returning
       feature maps / cls tokens like MMPretrain's ``VisionTransformer``.
     - ``forward_sparse(img, keep_idx)``: cls + the kept patches only, through all
-      blocks (the teacher path, and the student on local crops). Position
+      blocks (the teacher path, and the student on local crops); with
+      ``cls_only=True`` just the final-normed cls token. Position
       embeddings are added to the full grid before the gather, so each kept
       token carries its own position and no compute is spent on dropped ones.
       With RoPE the grid coordinates are gathered the same way: each kept
@@ -160,6 +161,16 @@ class PerAViT(BaseModule):
             'max-autotune')``). Blocks see a few distinct sequence lengths per
             step (student early/late, teacher, local crops), so dynamic shapes
             are on by default. Weights and state-dict keys are unchanged.
+        subset_rows (str): how the 'subset' stochastic depth picks its rows,
+            ``'index_select'`` (default) or ``'advanced'`` indexing; same values,
+            the first with a cheaper backward (see :class:`Block`).
+        linear_kernel (str): forward kernel of the block linears: 'auto'
+            (default; oneDNN for fp32 on CPU, aten elsewhere) or 'aten' (see
+            :mod:`~pera_mm.models.utils.onednn_linear`).
+        prune_last_block (bool): in ``forward_sparse(cls_only=True)`` and
+            ``forward_student`` the last block computes only the tokens that are
+            returned (cls; cls + mask tokens), which still attend to every
+            token. Same values and gradients. Defaults to True.
         mask_token_insert (str): how ``forward_student`` puts the visible
             tokens and the mask tokens into raster order: ``'scatter'``
             (default: each scattered to its slot of one new sequence; the
@@ -212,6 +223,9 @@ class PerAViT(BaseModule):
         pos_resize: str = 'offset',
         rope: Optional[dict] = None,
         mask_token_insert: str = 'scatter',
+        subset_rows: str = 'index_select',
+        prune_last_block: bool = True,
+        linear_kernel: str = 'auto',
         init_cfg=None,
     ):
         super().__init__(init_cfg=init_cfg)
@@ -221,6 +235,7 @@ class PerAViT(BaseModule):
                 f'got {mask_token_insert!r}'
             )
         self.mask_token_insert = mask_token_insert
+        self.prune_last_block = prune_last_block
         self.arch_settings = self._parse_arch(arch)
         C = self.embed_dims = self.arch_settings['embed_dims']
         self.num_layers = self.arch_settings['num_layers']
@@ -280,6 +295,8 @@ class PerAViT(BaseModule):
                     layer_scale_init_value=layer_scale_init_value,
                     norm_eps=norm_eps,
                     mlp_type=mlp_type,
+                    subset_rows=subset_rows,
+                    linear_kernel=linear_kernel,
                 )
                 for _ in range(self.num_layers)
             ]
@@ -437,12 +454,15 @@ class PerAViT(BaseModule):
             return None
         return gather_tokens(coords.unsqueeze(0).expand(idx.shape[0], -1, -1), idx)
 
-    def _run_blocks(self, x, blocks, rope=None):
-        for blk in blocks:
+    def _run_blocks(self, x, blocks, rope=None, queries=None):
+        """Run ``blocks``; with ``queries`` (N, K) the last one computes those tokens only."""
+        last = len(blocks) - 1
+        for i, blk in enumerate(blocks):
+            q = queries if i == last else None
             if self.with_cp and x.requires_grad:
-                x = checkpoint(self._block_call, blk, x, rope, use_reentrant=False)
+                x = checkpoint(self._block_call, blk, x, rope, q, use_reentrant=False)
             else:
-                x = self._block_call(blk, x, rope)
+                x = self._block_call(blk, x, rope, q)
         return x
 
     def _drop_registers(self, x):
@@ -452,12 +472,13 @@ class PerAViT(BaseModule):
         return torch.cat([x[:, :1], x[:, self.num_prefix_tokens :]], dim=1)
 
     # ------------------------------------------------------------- training paths
-    def forward_sparse(self, x, keep_idx=None):
+    def forward_sparse(self, x, keep_idx=None, cls_only=False):
         """The sparse path: cls + the patches at ``keep_idx`` through every block.
 
         Returns the final-normed token sequence (N, 1 + K, C) (cls, then the
-        kept patches; register tokens run along but are not returned);
-        ``keep_idx`` (N, K), or None to keep every patch.
+        kept patches; register tokens run along but are not returned), or with
+        ``cls_only`` the final-normed cls token (N, C); ``keep_idx`` (N, K), or
+        None to keep every patch.
         """
         prefix, patches, _ = self.embed(x)
         coords = self.rope_coords(self._grid_of(x), x.device)
@@ -465,8 +486,17 @@ class PerAViT(BaseModule):
             patches = gather_tokens(patches, keep_idx)
             coords = self._gather_coords(coords, keep_idx)
         h = torch.cat([prefix, patches], dim=1)
-        h = self._run_blocks(h, self.blocks, self.rope_for(coords))
+        rope = self.rope_for(coords)
+        if cls_only:
+            queries = self._cls_queries(h) if self.prune_last_block else None
+            return self.norm(self._run_blocks(h, self.blocks, rope, queries)[:, 0])
+        h = self._run_blocks(h, self.blocks, rope)
         return self._drop_registers(self.norm(h))
+
+    @staticmethod
+    def _cls_queries(h):
+        """Index (N, 1) of the cls token in every row of ``h``."""
+        return torch.zeros(h.shape[0], 1, dtype=torch.long, device=h.device)
 
     def forward_student(self, x, s_idx, l_idx, mask_token):
         """The student path on global crops.
@@ -496,7 +526,12 @@ class PerAViT(BaseModule):
         h = self.insert_mask_tokens(h, mask_tokens, order, rank)
         # the late tokens sit at the slots sl_sorted: their coordinates
         rope = self.rope_for(self._gather_coords(coords, sl_sorted))
-        h = self.norm(self._run_blocks(h, self.blocks[self.mask_token_layer :], rope))
+        late = self.blocks[self.mask_token_layer :]
+        if self.prune_last_block:  # the last block computes cls and the mask tokens only
+            out = torch.cat([self._cls_queries(h), rank[:, n_s:]], dim=1)
+            h = self.norm(self._run_blocks(h, late, rope, out))
+            return h[:, 0], h[:, 1:]
+        h = self.norm(self._run_blocks(h, late, rope))
         return h[:, 0], gather_tokens(h, rank[:, n_s:])
 
     def insert_mask_tokens(self, h, mask_tokens, order, rank):

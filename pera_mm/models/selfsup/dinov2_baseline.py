@@ -103,7 +103,7 @@ class DINOv2Baseline(PerA):
         if nL:
             self.check_mask_grid(s_loc, lmask, 'local_masks')
             s_idx = flag_index_sets(lmask, 'local_masks', s=MASK_S)['s'].to(device)
-            s_cls.append(self.backbone(s_loc, path='sparse', keep_idx=s_idx)[:, 0])
+            s_cls.append(self.backbone(s_loc, path='sparse', keep_idx=s_idx, cls_only=True))
         s_logits = self.projector(torch.cat(s_cls)).view(nG + nL, B, -1)
         losses['loss_cls'] = self.cls_loss.forward_cross(s_logits, targets)
 

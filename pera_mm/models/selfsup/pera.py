@@ -302,10 +302,12 @@ class PerA(BaseSelfSupervisor):
 
         # ---------------- teacher: cls + t patches, no grad
         with torch.no_grad():
-            t_seq_g = self.teacher.backbone(t_glob, path='sparse', keep_idx=g['t'])
-            t_cls = [t_seq_g[:, 0]]
+            t_cls_g = self.teacher.backbone(t_glob, path='sparse', keep_idx=g['t'], cls_only=True)
+            t_cls = [t_cls_g]
             if nL:
-                t_cls.append(self.teacher.backbone(t_loc, path='sparse', keep_idx=loc['t'])[:, 0])
+                t_cls.append(
+                    self.teacher.backbone(t_loc, path='sparse', keep_idx=loc['t'], cls_only=True)
+                )
 
         # ---------------- student: cls + s patches, mask tokens at l from mid-depth
         s_cls_g, l_out = self.backbone(
@@ -313,7 +315,7 @@ class PerA(BaseSelfSupervisor):
         )
         s_cls = [s_cls_g]
         if nL:
-            s_cls.append(self.backbone(s_loc, path='sparse', keep_idx=loc['s'])[:, 0])
+            s_cls.append(self.backbone(s_loc, path='sparse', keep_idx=loc['s'], cls_only=True))
 
         # ---------------- DINO on the cls outputs, crop k vs crop k (heads run once)
         n_crops = nG + nL
@@ -344,7 +346,7 @@ class PerA(BaseSelfSupervisor):
             losses.update(self._spatial_affinity(s_glob, hr_glob, l_out, g['l']))
 
         if self.monitor:
-            losses.update(self._collapse_stats(t_seq_g[:, 0], *target_stats))
+            losses.update(self._collapse_stats(t_cls_g, *target_stats))
         return losses
 
     def _spatial_affinity(self, s_glob, hr_glob, l_out, l_idx):

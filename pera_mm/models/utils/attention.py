@@ -5,7 +5,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ...structures.patch_ops import gather_tokens
 from ...utils.errors import PeraConfigError
+from .onednn_linear import LINEAR_KERNELS, linear, linear_module
 from .rope import apply_rope
 
 #: values of ``qkv_bias``: a bias on all of q, k, v; none; q and v only (k bias fixed at 0)
@@ -27,9 +29,12 @@ class Attention(nn.Module):
             (``q_bias``, ``v_bias``) and a k bias fixed at zero (DINOv3's masked
             k bias, BEiT / EVA / timm's ``*_qkvb`` models). A k bias shifts
             every logit of a query by the same amount, so softmax ignores it.
+        linear_kernel (str): forward kernel of the qkv and output projections,
+            ``'aten'`` (default) or ``'auto'`` (oneDNN for fp32 on CPU, see
+            :mod:`~pera_mm.models.utils.onednn_linear`).
     """
 
-    def __init__(self, dim: int, num_heads: int, qkv_bias=True):
+    def __init__(self, dim: int, num_heads: int, qkv_bias=True, linear_kernel: str = 'aten'):
         super().__init__()
         if dim % num_heads:
             raise PeraConfigError(
@@ -37,7 +42,12 @@ class Attention(nn.Module):
             )
         if not (isinstance(qkv_bias, bool) or qkv_bias == 'qv'):
             raise PeraConfigError(f'qkv_bias must be one of {QKV_BIAS_CHOICES}, got {qkv_bias!r}')
+        if linear_kernel not in LINEAR_KERNELS:
+            raise PeraConfigError(
+                f'linear_kernel must be one of {LINEAR_KERNELS}, got {linear_kernel!r}'
+            )
         self.num_heads = num_heads
+        self.linear_kernel = linear_kernel
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias is True)
         if qkv_bias == 'qv':
             self.q_bias = nn.Parameter(torch.zeros(dim))
@@ -51,26 +61,61 @@ class Attention(nn.Module):
 
         With ``'qv'`` the bias is added to the output of the ``qkv`` module, so a
         wrapper in its place (e.g. ``LoRALinear``) is called as a module; a plain
-        ``nn.Linear`` keeps the fused ``F.linear`` with the bias.
+        ``nn.Linear`` keeps one linear with the bias (:func:`linear`).
         """
         if self.q_bias is None:
-            return self.qkv(x)
+            return linear_module(self.qkv, x, self.linear_kernel)
         bias = torch.cat([self.q_bias, torch.zeros_like(self.q_bias), self.v_bias])
         if type(self.qkv) is nn.Linear:
-            return F.linear(x, self.qkv.weight, bias)
+            return linear(x, self.qkv.weight, bias, self.linear_kernel)
         return self.qkv(x) + bias
 
-    def forward(self, x: torch.Tensor, rope=None) -> torch.Tensor:
+    def query_key_value(self, x: torch.Tensor, queries=None):
+        """Q (B, K, C) at the tokens ``queries`` (B, K) (all N tokens when None), k and v (B, N, C).
+
+        With ``queries`` and a plain ``nn.Linear`` the q rows of the fused weight
+        multiply the query tokens only, so the unread tokens cost no q GEMM.
+        """
+        C = x.shape[-1]
+        if queries is None:
+            return self.qkv_projection(x).split(C, dim=-1)
+        if type(self.qkv) is not nn.Linear:  # e.g. LoRA: one call of the wrapped module
+            q, k, v = self.qkv_projection(x).split(C, dim=-1)
+            return gather_tokens(q, queries), k, v
+        weight, bias = self.qkv.weight, self.qkv.bias
+        if self.q_bias is not None:
+            bias = torch.cat([self.q_bias, torch.zeros_like(self.q_bias), self.v_bias])
+        kernel = self.linear_kernel
+        q = linear(
+            gather_tokens(x, queries), weight[:C], None if bias is None else bias[:C], kernel
+        )
+        k, v = linear(x, weight[C:], None if bias is None else bias[C:], kernel).split(C, dim=-1)
+        return q, k, v
+
+    def forward(self, x: torch.Tensor, rope=None, queries=None) -> torch.Tensor:
         """Attend over the tokens of ``x`` (B, N, C).
 
         ``rope``: optional ``(sin, cos)``, each (B or 1, N, head_dim), rotating
         q and k token by token (sin 0 / cos 1 on tokens without a position).
+        ``queries``: optional (B, K) token indices; only they attend (to all N
+        tokens) and the output is (B, K, C) in their order.
         """
         B, N, C = x.shape
-        qkv = self.qkv_projection(x).reshape(B, N, 3, self.num_heads, C // self.num_heads)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        H = self.num_heads
+        q, k, v = (
+            t.reshape(B, -1, H, C // H).transpose(1, 2) for t in self.query_key_value(x, queries)
+        )
         if rope is not None:
             sin, cos = (t.unsqueeze(1) for t in rope)
-            q, k = apply_rope(q, sin, cos), apply_rope(k, sin, cos)
+            k = apply_rope(k, sin, cos)
+            if queries is not None:
+                sin, cos = (select_rows(t, queries) for t in rope)
+                sin, cos = sin.unsqueeze(1), cos.unsqueeze(1)
+            q = apply_rope(q, sin, cos)
         x = F.scaled_dot_product_attention(q, k, v)
-        return self.proj(x.transpose(1, 2).reshape(B, N, C))
+        return linear_module(self.proj, x.transpose(1, 2).reshape(B, -1, C), self.linear_kernel)
+
+
+def select_rows(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """The tokens ``idx`` (B, K) of a per-token table (B or 1, N, D): (B, K, D)."""
+    return gather_tokens(table.expand(idx.shape[0], -1, -1), idx)

@@ -4,8 +4,10 @@
 import torch
 import torch.nn as nn
 
+from ...structures.patch_ops import gather_tokens
 from ...utils.errors import PeraConfigError
 from .attention import Attention
+from .onednn_linear import linear_module
 from .swiglu import SwiGLUMlp
 
 #: feed-forward networks of a block
@@ -18,17 +20,21 @@ class Mlp(nn.Module):
     Args:
         dim (int): token width.
         hidden_dim (int): hidden width.
+        linear_kernel (str): forward kernel of both linears, 'aten' (default) or
+            'auto' (see :mod:`~pera_mm.models.utils.onednn_linear`).
     """
 
-    def __init__(self, dim: int, hidden_dim: int):
+    def __init__(self, dim: int, hidden_dim: int, linear_kernel: str = 'aten'):
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden_dim)
         self.act = nn.GELU()
         self.fc2 = nn.Linear(hidden_dim, dim)
+        self.linear_kernel = linear_kernel
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """fc2(GELU(fc1(x)))."""
-        return self.fc2(self.act(self.fc1(x)))
+        h = self.act(linear_module(self.fc1, x, self.linear_kernel))
+        return linear_module(self.fc2, h, self.linear_kernel)
 
 
 class LayerScale(nn.Module):
@@ -57,6 +63,11 @@ def drop_path_rows(x, drop_prob, training):
     return x * mask / keep
 
 
+#: how the 'subset' stochastic depth picks its rows: ``index_select`` (backward: one
+#: ``index_add``) or advanced indexing ``x[rows]`` (backward: an accumulating ``index_put_``)
+SUBSET_ROWS = ('index_select', 'advanced')
+
+
 class Block(nn.Module):
     """Pre-norm transformer block with two stochastic-depth forms.
 
@@ -64,6 +75,9 @@ class Block(nn.Module):
     random subset. ``'subset'`` (the form of the released PerA code) computes the
     branch only for a random ``int(B * (1 - p))`` rows and adds it back scaled by
     ``B / subset``, so dropped rows cost nothing.
+
+    ``forward(x, queries=idx)`` computes the block for the tokens ``idx`` only
+    (they attend to every token): a last block whose other outputs nobody reads.
 
     Args:
         dim (int): token width.
@@ -77,6 +91,13 @@ class Block(nn.Module):
         norm_eps (float): eps of both LayerNorms. Defaults to 1e-6.
         mlp_type (str): 'mlp' (GELU) or 'swiglu' (:class:`SwiGLUMlp`, whose
             hidden width is ``mlp_dim``). Defaults to 'mlp'.
+        subset_rows (str): one of :data:`SUBSET_ROWS`; equal values, the first
+            with a cheaper backward. Defaults to 'index_select'.
+        linear_kernel (str): forward kernel of the attention and MLP linears,
+            'aten' or 'auto' (oneDNN for fp32 on CPU, see
+            :mod:`~pera_mm.models.utils.onednn_linear`). Defaults to 'aten'
+            (``PerAViT`` passes 'auto', where its gain was measured; the other
+            hosts keep 'aten' and their parity records bit for bit).
     """
 
     def __init__(
@@ -90,6 +111,8 @@ class Block(nn.Module):
         layer_scale_init_value: float = 0.0,
         norm_eps: float = 1e-6,
         mlp_type: str = 'mlp',
+        subset_rows: str = 'index_select',
+        linear_kernel: str = 'aten',
     ):
         super().__init__()
         if drop_path_mode not in ('row', 'subset'):
@@ -98,10 +121,16 @@ class Block(nn.Module):
             )
         if mlp_type not in MLP_TYPES:
             raise PeraConfigError(f'mlp_type must be one of {MLP_TYPES}, got {mlp_type!r}')
+        if subset_rows not in SUBSET_ROWS:
+            raise PeraConfigError(f'subset_rows must be one of {SUBSET_ROWS}, got {subset_rows!r}')
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
-        self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias)
+        self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias, linear_kernel=linear_kernel)
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
-        self.mlp = Mlp(dim, mlp_dim) if mlp_type == 'mlp' else SwiGLUMlp(dim, mlp_dim)
+        self.mlp = (
+            Mlp(dim, mlp_dim, linear_kernel=linear_kernel)
+            if mlp_type == 'mlp'
+            else SwiGLUMlp(dim, mlp_dim)
+        )
         if layer_scale_init_value > 0:
             self.ls1 = LayerScale(dim, layer_scale_init_value)
             self.ls2 = LayerScale(dim, layer_scale_init_value)
@@ -109,34 +138,45 @@ class Block(nn.Module):
             self.ls1 = self.ls2 = nn.Identity()
         self.drop_path = drop_path
         self.drop_path_mode = drop_path_mode
+        self.subset_rows = subset_rows
 
-    def _attn_branch(self, x, rope=None):
-        return self.ls1(self.attn(self.norm1(x), rope=rope))
+    def _attn_branch(self, x, rope=None, queries=None):
+        return self.ls1(self.attn(self.norm1(x), rope=rope, queries=queries))
 
     def _mlp_branch(self, x):
         return self.ls2(self.mlp(self.norm2(x)))
 
-    def forward(self, x: torch.Tensor, rope=None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rope=None, queries=None) -> torch.Tensor:
         """Attention and MLP residual branches with stochastic depth.
 
         ``rope``: optional per-token ``(sin, cos)`` of the attention (see
-        :class:`Attention`).
+        :class:`Attention`). ``queries``: optional (B, K) token indices; the
+        output is then theirs only, (B, K, C).
         """
         p = self.drop_path if self.training else 0.0
         if p > 0 and self.drop_path_mode == 'subset' and x.shape[0] > 1:
-            x = self._subset_residual(x, self._attn_branch, p, rope)
+            x = self._subset_residual(x, self._attn_branch, p, rope=rope, queries=queries)
             return self._subset_residual(x, self._mlp_branch, p)
-        x = x + drop_path_rows(self._attn_branch(x, rope), p, self.training)
+        base = x if queries is None else gather_tokens(x, queries)
+        x = base + drop_path_rows(self._attn_branch(x, rope, queries), p, self.training)
         return x + drop_path_rows(self._mlp_branch(x), p, self.training)
 
-    @staticmethod
-    def _subset_residual(x, branch, p, rope=None):
+    def _take_rows(self, t, rows):
+        return t.index_select(0, rows) if self.subset_rows == 'index_select' else t[rows]
+
+    def _subset_residual(self, x, branch, p, **inputs):
+        """``x`` (or its ``queries``) plus ``branch`` of a random row subset, rescaled."""
         b = x.shape[0]
         n = max(int(b * (1 - p)), 1)
         rows = torch.randperm(b, device=x.device)[:n]
-        if rope is None:
-            residual = branch(x[rows])
-        else:  # per-sample rotations follow their rows
-            rope = tuple(t[rows] if t.shape[0] == b else t for t in rope)
-            residual = branch(x[rows], rope)
-        return torch.index_add(x, 0, rows, residual.to(x.dtype), alpha=b / n)
+        kwargs = {}
+        if inputs.get('rope') is not None:  # per-sample rotations follow their rows
+            kwargs['rope'] = tuple(
+                self._take_rows(t, rows) if t.shape[0] == b else t for t in inputs['rope']
+            )
+        queries = inputs.get('queries')
+        if queries is not None:
+            kwargs['queries'] = self._take_rows(queries, rows)
+        residual = branch(self._take_rows(x, rows), **kwargs)
+        base = x if queries is None else gather_tokens(x, queries)
+        return torch.index_add(base, 0, rows, residual.to(x.dtype), alpha=b / n)

@@ -1,0 +1,83 @@
+# Copyright (c) pera-mm contributors. All rights reserved.
+"""The block linears' forward GEMM on oneDNN when training in fp32 on a CPU.
+
+On CPU, ``F.linear`` with a bias is MKL's ``addmm``: the broadcast bias is first
+copied into the output, then the GEMM accumulates into it. oneDNN's linear
+(``torch.ops.mkldnn._linear_pointwise``, the kernel inductor emits for CPU
+linears) adds the bias in the GEMM's epilogue; on the CPUs here its fp32
+forward is about 1.5x faster (``benchmarks/switch_costs.py``). The backward is
+the usual one (two GEMMs and a bias sum), where oneDNN gains nothing. The
+values are fp32 GEMM results either way (they differ in summation order only).
+
+Everywhere else (GPU, other dtypes, CPU autocast, ``torch.compile`` tracing,
+a PyTorch without the op) :func:`linear` is ``F.linear``.
+"""
+
+import torch
+import torch.nn.functional as F
+
+#: forward kernels of the block linears: oneDNN where it applies ('auto'), or always aten
+LINEAR_KERNELS = ('auto', 'aten')
+
+
+def _find_op():
+    try:
+        return torch.ops.mkldnn._linear_pointwise
+    except (AttributeError, RuntimeError):
+        return None
+
+
+_ONEDNN_LINEAR = _find_op() if torch.backends.mkldnn.is_available() else None
+
+
+class _OneDNNLinear(torch.autograd.Function):
+    """oneDNN forward, aten backward (grad_input, grad_weight, grad_bias)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return _ONEDNN_LINEAR(x, weight, bias, 'none', [], '')
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        grad2d = grad.reshape(-1, grad.shape[-1])
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = grad2d.mm(weight).view(x.shape)
+        if ctx.needs_input_grad[1]:
+            grad_w = grad2d.t().mm(x.reshape(-1, x.shape[-1]))
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = grad2d.sum(0)
+        return grad_x, grad_w, grad_b
+
+
+def onednn_applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether :func:`linear` takes the oneDNN kernel for these tensors."""
+    return (
+        _ONEDNN_LINEAR is not None
+        and x.device.type == 'cpu'
+        and x.dtype == torch.float32
+        and weight.dtype == torch.float32
+        and x.numel() > 0
+        and not torch.is_autocast_enabled('cpu')
+        and not torch.compiler.is_compiling()
+    )
+
+
+def linear(x, weight, bias=None, kernel: str = 'auto'):
+    """``F.linear(x, weight, bias)``; with ``kernel='auto'`` on oneDNN where it applies."""
+    if kernel == 'auto' and onednn_applies(x, weight):
+        return _OneDNNLinear.apply(x, weight, bias)
+    return F.linear(x, weight, bias)
+
+
+def linear_module(module, x, kernel: str = 'auto'):
+    """``module(x)``; a plain ``nn.Linear`` through :func:`linear`.
+
+    Any other module (e.g. a LoRA wrapper) is called as itself.
+    """
+    if type(module) is torch.nn.Linear:
+        return linear(x, module.weight, module.bias, kernel)
+    return module(x)

@@ -137,6 +137,15 @@ def _mean(xs):
     return sum(xs) / len(xs) if xs else None
 
 
+def _side_ratios(ref: dict, cur: dict) -> dict:
+    """The step-time ratio (reference / current) and the RSS ratios (current / reference)."""
+    return dict(
+        ratio=ref['mean_step_s'] / cur['mean_step_s'],
+        peak_rss_ratio=cur['peak_rss_mb'] / ref['peak_rss_mb'],
+        peak_rss_delta_ratio=cur['peak_rss_delta_mb'] / ref['peak_rss_delta_mb'],
+    )
+
+
 def summarise(runs: Dict[str, List[dict]]) -> dict:
     """Mean step time per side, the ratio, per-round ratios and the RSS ratio."""
     out = {}
@@ -152,13 +161,11 @@ def summarise(runs: Dict[str, List[dict]]) -> dict:
             losses_finite=all(r['losses_finite'] for r in res),
         )
     ref, cur = out['reference'], out['current']
-    out['ratio'] = ref['mean_step_s'] / cur['mean_step_s']
+    out.update(_side_ratios(ref, cur))
     out['round_ratios'] = [
         a['result']['mean_step_s'] / b['result']['mean_step_s']
         for a, b in zip(runs['reference'], runs['current'])
     ]
-    out['peak_rss_ratio'] = cur['peak_rss_mb'] / ref['peak_rss_mb']
-    out['peak_rss_delta_ratio'] = cur['peak_rss_delta_mb'] / ref['peak_rss_delta_mb']
     current_by_round = {r['round']: r['result']['mean_step_s'] for r in runs['current']}
     for side, rs in runs.items():  # > 1: the variant is slower than the current default
         if side not in ('reference', 'current'):
@@ -237,13 +244,11 @@ def summarise_lockstep(times: Dict[str, List[float]], cpu, finish, warmup: int) 
             **{k: finish[side][k] for k in ('peak_rss_mb', 'peak_rss_delta_mb', 'losses_finite')},
         )
     ref, cur = out['reference'], out['current']
-    out['ratio'] = ref['mean_step_s'] / cur['mean_step_s']
+    out.update(_side_ratios(ref, cur))
     step_ratios = sorted(a / b for a, b in zip(ref['step_times_s'], cur['step_times_s']))
     out['step_ratios'] = dict(
         min=step_ratios[0], median=step_ratios[len(step_ratios) // 2], max=step_ratios[-1]
     )
-    out['peak_rss_ratio'] = cur['peak_rss_mb'] / ref['peak_rss_mb']
-    out['peak_rss_delta_ratio'] = cur['peak_rss_delta_mb'] / ref['peak_rss_delta_mb']
     for side in times:  # > 1: the variant is slower than the current default
         if side not in ('reference', 'current'):
             out[f'{side}_over_current'] = out[side]['mean_step_s'] / cur['mean_step_s']

@@ -32,3 +32,20 @@ def assert_relative_close(actual, expected, what: str, tol: float = 1e-5, eps: f
     assert actual.shape == expected.shape, f'{what}: shape {actual.shape} != {expected.shape}'
     err = relative_error(actual, expected, eps)
     assert err < tol, f'{what}: relative error {err:.2e} >= {tol}'
+
+
+def key_bias_mask(name: str, tensor: torch.Tensor) -> torch.Tensor:
+    """False on the key-bias elements of an attention bias, True elsewhere.
+
+    A key bias shifts every logit of a query by the same amount, so its gradient
+    is 0 mathematically; what it holds is rounding noise, which AdamW turns into
+    lr-sized updates that no other summation order reproduces. ``*attn.qkv.bias``
+    has the k part in its middle third, ``*cross_attn.kv_proj.bias`` in its first half.
+    """
+    keep = torch.ones_like(tensor, dtype=torch.bool)
+    if name.endswith('attn.qkv.bias'):
+        d = tensor.numel() // 3
+        keep[d : 2 * d] = False
+    if name.endswith('cross_attn.kv_proj.bias'):
+        keep[: tensor.numel() // 2] = False
+    return keep

@@ -22,7 +22,7 @@ import pera_mm  # noqa: F401
 from pera_mm.models.backbones.latent_mim_vit import gap_patchify
 from pera_mm.models.utils.grid_sincos_pos_embed import grid_sincos_pos_embed
 from pera_mm.testing import REPO_ROOT
-from pera_mm.testing.parity import relative_error
+from pera_mm.testing.parity import key_bias_mask, relative_error
 
 SCHEDULE = REPO_ROOT / 'configs/_base_/schedules/latent_mim_adamw-300e.py'
 DRAW_KEYS = ('gap_offset_row', 'gap_offset_col', 'noise')
@@ -202,17 +202,6 @@ def test_gradients_within_the_reference_noise(record, fp32_step):
         if err > tol:
             worst[name] = (err, tol)
     assert not worst, worst
-
-
-def key_bias_mask(name, tensor):
-    """False on the key-bias elements (gradient 0 mathematically), True elsewhere."""
-    keep = torch.ones_like(tensor, dtype=torch.bool)
-    if name.endswith('attn.qkv.bias'):
-        d = tensor.numel() // 3
-        keep[d : 2 * d] = False
-    if name.endswith('cross_attn.kv_proj.bias'):
-        keep[: tensor.numel() // 2] = False
-    return keep
 
 
 @pytest.mark.needs_shared

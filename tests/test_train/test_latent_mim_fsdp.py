@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from pera_mm.testing import REPO_ROOT
+from pera_mm.testing.parity import key_bias_mask
 from pera_mm.testing.tool_runs import aid_list_file, run_torchrun, train_smoke_distributed
 
 SMOKE = REPO_ROOT / 'configs/latent_mim/latent_mim_vit-tiny-p16_1xb4-1e_demo-80px_cpu-smoke.py'
@@ -33,8 +34,9 @@ def test_fsdp_matches_ddp(tmp_path, shared_path):
     a, b = ddp['state_dict'], fsdp['state_dict']
     assert set(a) == set(b), set(a) ^ set(b)
     assert any(k.startswith('target.') for k in a) and any(k.startswith('neck.') for k in a)
-    for k in a:
-        torch.testing.assert_close(b[k], a[k], atol=2e-5, rtol=1e-4, msg=k)
+    for k in a:  # key biases hold AdamW-amplified rounding noise (zero gradient)
+        keep = key_bias_mask(k, a[k])
+        torch.testing.assert_close(b[k][keep], a[k][keep], atol=2e-5, rtol=1e-4, msg=k)
     assert ddp['meta']['iter'] == fsdp['meta']['iter'] == 3  # 24 tiles / (2 ranks x 4)
     # training happened: the online encoder moved away from its EMA target
     w = 'blocks.0.attn.qkv.weight'

@@ -21,6 +21,7 @@ Example::
 import argparse
 import importlib.util
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -61,7 +62,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     build = dict(A.ISSUE_SHAPES)
     worker, stepper = _stepper(build)
-    with __import__('tempfile').TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp:
         files = A.make_inputs(Path(tmp), build, args.steps + 4)
         batches = torch.load(files['batches'], weights_only=False)
     for batch in batches[:2]:

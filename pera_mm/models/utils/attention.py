@@ -106,12 +106,9 @@ class Attention(nn.Module):
             t.reshape(B, -1, H, C // H).transpose(1, 2) for t in self.query_key_value(x, queries)
         )
         if rope is not None:
-            sin, cos = (t.unsqueeze(1) for t in rope)
-            k = apply_rope(k, sin, cos)
-            if queries is not None:
-                sin, cos = (select_rows(t, queries) for t in rope)
-                sin, cos = sin.unsqueeze(1), cos.unsqueeze(1)
-            q = apply_rope(q, sin, cos)
+            k = apply_rope(k, *(t.unsqueeze(1) for t in rope))
+            q_rope = rope if queries is None else [select_rows(t, queries) for t in rope]
+            q = apply_rope(q, *(t.unsqueeze(1) for t in q_rope))
         x = F.scaled_dot_product_attention(q, k, v)
         return linear_module(self.proj, x.transpose(1, 2).reshape(B, -1, C), self.linear_kernel)
 

@@ -164,17 +164,14 @@ class Block(nn.Module):
     def _take_rows(self, t, rows):
         return t.index_select(0, rows) if self.subset_rows == 'index_select' else t[rows]
 
-    def _subset_residual(self, x, branch, p, **inputs):
+    def _subset_residual(self, x, branch, p, rope=None, queries=None):
         """``x`` (or its ``queries``) plus ``branch`` of a random row subset, rescaled."""
         b = x.shape[0]
         n = max(int(b * (1 - p)), 1)
         rows = torch.randperm(b, device=x.device)[:n]
         kwargs = {}
-        if inputs.get('rope') is not None:  # per-sample rotations follow their rows
-            kwargs['rope'] = tuple(
-                self._take_rows(t, rows) if t.shape[0] == b else t for t in inputs['rope']
-            )
-        queries = inputs.get('queries')
+        if rope is not None:  # per-sample rotations follow their rows
+            kwargs['rope'] = tuple(self._take_rows(t, rows) if t.shape[0] == b else t for t in rope)
         if queries is not None:
             kwargs['queries'] = self._take_rows(queries, rows)
         residual = branch(self._take_rows(x, rows), **kwargs)

@@ -18,8 +18,9 @@ checkout. The protocol:
   per-round ratios beside it; peak RSS of the current tree / the reference's;
 - variants of this tree run in the same rounds and stay out of the ratio:
   ``switches_off`` (the issue-23 switches at their earlier forms: what they bought),
-  ``adamw_unfused`` / ``rows_advanced`` / ``no_prune`` / ``aten_linear`` (one switch
-  each at its earlier form), ``adamw_foreach`` (AdamW's multi-tensor path instead
+  ``adamw_unfused`` / ``rows_advanced`` / ``no_prune`` / ``aten_linear`` /
+  ``forward_only_linear`` (block input gradients on aten) / ``aten_heads`` (one
+  switch each at its earlier form), ``adamw_foreach`` (AdamW's multi-tensor path instead
   of the fused kernel), ``bf16`` (CPU bf16 autocast) and ``compile``
   (``torch.compile``; the first step, which compiles, is reported apart and not
   in the mean). Variants run in the first ``variant_rounds`` rounds and are
@@ -68,6 +69,10 @@ _ATEN_LINEAR = {
     for net in ('backbone', 'teacher.backbone')
     for part in ('attn', 'mlp')
 }
+_BLOCKS_FORWARD_ONLY = {k: 'auto_forward' for k in _ATEN_LINEAR}
+_ATEN_HEADS = {
+    f'{head}.linear_kernel': 'aten' for head in ('projector', 'teacher.projector', 'predictor')
+}
 _SWITCHES_OFF = dict(
     optim_wrapper=dict(nonfinite_check='per_grad', optimizer=dict(fused=False)),
     model_attrs={
@@ -76,6 +81,7 @@ _SWITCHES_OFF = dict(
         **_ROWS_ADVANCED,
         **_NO_PRUNE,
         **_ATEN_LINEAR,
+        **_ATEN_HEADS,
     },
 )
 #: variants of this tree: (worker spec overrides, build overrides)
@@ -85,6 +91,8 @@ VARIANTS = {
     'rows_advanced': dict(model_attrs=_ROWS_ADVANCED),
     'no_prune': dict(model_attrs=_NO_PRUNE),
     'aten_linear': dict(model_attrs=_ATEN_LINEAR),
+    'forward_only_linear': dict(model_attrs=_BLOCKS_FORWARD_ONLY),
+    'aten_heads': dict(model_attrs=_ATEN_HEADS),
     'bf16': dict(optim_wrapper=dict(cpu_bf16=True)),
     'adamw_foreach': dict(optim_wrapper=dict(optimizer=dict(fused=False, foreach=True))),
     'compile': dict(build=dict(method='pera_compile')),

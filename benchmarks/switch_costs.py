@@ -18,8 +18,14 @@ step) in both forms:
   the per-parameter loop (``fused=False``, what CPU torch picks by default) and
   the fused kernel (``fused=True``);
 - ``linear_kernel``: one block (teacher: 16 rows x 119 tokens, forward only;
-  student: 16 x 79, forward + backward) with ``'aten'`` and ``'auto'`` (oneDNN)
-  linears;
+  student: 16 x 79, forward + backward) with ``'aten'`` and ``'auto_forward'``
+  (oneDNN forward) linears;
+- ``linear_grad_input``: the student block (16 x 79 and 16 x 40 tokens, forward
+  + backward) with ``'auto_forward'`` and ``'auto'`` (oneDNN input gradient too);
+- ``head_linear_kernel``: the heads at the step's rows with ``'aten'`` and
+  ``'auto'`` linears: student and teacher DINO heads (80 cls rows each, the
+  teacher's without grad) and the pixel predictor (624 mask-token rows),
+  forward + backward;
 - ``subset_rows``: that student block with 'subset' drop path 0.3, rows picked
   by ``'advanced'`` indexing and by ``'index_select'``;
 - ``prune_last_block``: the last block computing every token and only the read
@@ -179,6 +185,31 @@ def block_costs(vit, repeats, attr, forms, cases):
     return out
 
 
+def head_costs(model, repeats, rows=80, pixel_rows=624):
+    import torch
+
+    g = torch.Generator().manual_seed(2)
+    width = model.backbone.embed_dims
+    cls = torch.randn(rows, width, generator=g)
+    tokens = torch.randn(pixel_rows, width, generator=g)
+    heads = (model.projector, model.teacher.projector, model.predictor)
+
+    def run():
+        s = cls.detach().requires_grad_(True)
+        p = tokens.detach().requires_grad_(True)
+        (model.projector(s).sum() + model.predictor(p).sum()).backward()
+        with torch.no_grad():
+            model.teacher.projector(cls)
+
+    out = dict(seconds={}, rows=rows, pixel_rows=pixel_rows)
+    for form in ('aten', 'auto'):
+        for head in heads:
+            head.linear_kernel = form
+        out['seconds'][form] = timed(run, repeats)
+    model.zero_grad(set_to_none=True)
+    return out
+
+
 def _set_kernel(blk, kernel):
     blk.attn.linear_kernel = blk.mlp.linear_kernel = kernel
 
@@ -233,11 +264,21 @@ def main(argv=None):
         (
             'linear_kernel',
             lambda: block_costs(
-                vit, args.repeats, _set_kernel, ('aten', 'auto'),
+                vit, args.repeats, _set_kernel, ('aten', 'auto_forward'),
                 [(*c, _no_queries) for c in shapes],
             ),
         )
     )  # fmt: skip
+    jobs.append(
+        (
+            'linear_grad_input',
+            lambda: block_costs(
+                vit, args.repeats, _set_kernel, ('auto_forward', 'auto'),
+                [(*shapes[1], _no_queries), ('student_s', 16, 40, True, _no_queries)],
+            ),
+        )
+    )  # fmt: skip
+    jobs.append(('head_linear_kernel', lambda: head_costs(model, args.repeats)))
 
     def subset_rows_costs():
         blk, rate = vit.blocks[-1], vit.blocks[-1].drop_path

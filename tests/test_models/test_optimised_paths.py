@@ -297,23 +297,35 @@ def test_attention_queries_equal_full_attention_rows(qkv_bias):
 
 
 @pytest.mark.parametrize('with_bias', [True, False])
-def test_onednn_linear_equals_aten_linear_values_and_gradients(with_bias):
-    from pera_mm.models.utils.onednn_linear import linear, onednn_applies
+@pytest.mark.parametrize('weight_rows', ['whole', 'slice'])
+def test_onednn_linear_equals_aten_linear_values_and_gradients(with_bias, weight_rows, monkeypatch):
+    from pera_mm.models.utils import onednn_linear as ol
 
+    calls = []
+    op = ol._ONEDNN_LINEAR
+    monkeypatch.setattr(ol, '_ONEDNN_LINEAR', lambda *a: calls.append(1) or op(*a))
     torch.manual_seed(0)
-    w0, b0 = torch.randn(96, 64) * 0.1, torch.randn(96)
+    w_all, b0 = torch.randn(192, 64) * 0.1, torch.randn(96)
     x0 = torch.randn(5, 3, 64).transpose(0, 1)  # non-contiguous (3, 5, 64)
-    assert onednn_applies(x0, w0)
-    results = []
-    for kernel in ('auto', 'aten'):
-        x, w = x0.clone().requires_grad_(), w0.clone().requires_grad_()
+    results, oneDNN_calls = {}, {}
+    for kernel in ol.LINEAR_KERNELS:
+        # 'slice': the k/v rows of a fused qkv weight, a view into a parameter
+        w_leaf = w_all.clone().requires_grad_()
+        w = w_leaf[96:] if weight_rows == 'slice' else w_leaf[:96]
+        assert ol.onednn_applies(x0, w)
+        x = x0.clone().requires_grad_()
         b = b0.clone().requires_grad_() if with_bias else None
-        y = linear(x, w, b, kernel)
+        calls.clear()
+        y = ol.linear(x, w, b, kernel)
         (y * torch.linspace(-1, 1, 96)).sin().sum().backward()
-        results.append([y.detach(), x.grad, w.grad] + ([b.grad] if with_bias else []))
-    for a, b in zip(*results):
-        assert a.shape == b.shape
-        torch.testing.assert_close(a, b, **TOL)
+        oneDNN_calls[kernel] = len(calls)
+        results[kernel] = [y.detach(), x.grad, w_leaf.grad] + ([b.grad] if with_bias else [])
+    # forward and input gradient / forward only / none on oneDNN
+    assert oneDNN_calls == {'auto': 2, 'auto_forward': 1, 'aten': 0}
+    for kernel in ('auto', 'auto_forward'):
+        for a, b in zip(results[kernel], results['aten']):
+            assert a.shape == b.shape
+            torch.testing.assert_close(a, b, **TOL)
 
 
 def test_onednn_linear_steps_aside_under_cpu_autocast_and_for_other_dtypes():
@@ -329,20 +341,61 @@ def test_onednn_linear_steps_aside_under_cpu_autocast_and_for_other_dtypes():
 def test_block_linear_kernels_agree_and_are_validated():
     x0 = torch.randn(3, 9, 64)
     results = []
-    for kernel in ('auto', 'aten'):
+    for kernel in ('aten', 'auto', 'auto_forward'):
         torch.manual_seed(0)
         blk = Block(64, 2, 128, qkv_bias='qv', linear_kernel=kernel).train()
         x = x0.clone().requires_grad_()
         outs = _seeded_step(lambda: [blk(x, queries=torch.tensor([[0, 3]] * 3))])
         results.append((outs[0], x.grad, {n: p.grad for n, p in blk.named_parameters()}))
-    (o_a, x_a, g_a), (o_b, x_b, g_b) = results
-    torch.testing.assert_close(o_a, o_b, **TOL)
-    torch.testing.assert_close(x_a, x_b, **TOL)
-    for name in g_a:
-        torch.testing.assert_close(g_a[name], g_b[name], **TOL, msg=name)
+    o_a, x_a, g_a = results[0]
+    for o_b, x_b, g_b in results[1:]:
+        torch.testing.assert_close(o_b, o_a, **TOL)
+        torch.testing.assert_close(x_b, x_a, **TOL)
+        for name in g_a:
+            torch.testing.assert_close(g_b[name], g_a[name], **TOL, msg=name)
     with pytest.raises(PeraConfigError, match='linear_kernel must be one of'):
         Block(64, 2, 128, linear_kernel='mkl')
     # PerAViT takes oneDNN by default; plain blocks (the other hosts) keep aten
     vit = PerAViT(arch=ARCH, img_size=64, patch_size=16)
     assert {vit.blocks[0].attn.linear_kernel, vit.blocks[-1].mlp.linear_kernel} == {'auto'}
     assert Block(64, 2, 128).mlp.linear_kernel == 'aten'
+
+
+@pytest.mark.parametrize('head_type', ['PerADINOHead', 'PixelPredictionHead'])
+def test_head_linear_kernels_agree_and_are_validated(head_type):
+    """Both kernels within 1e-5 of a float64 head, relative to each tensor's scale
+    (the normalised bottleneck gives gradients of O(1e3) here)."""
+    from pera_mm.models import heads
+
+    cls = getattr(heads, head_type)
+    x0 = torch.randn(7, 64)
+    dims = dict(hidden_channels=96, bottleneck_channels=32)
+    if head_type == 'PerADINOHead':
+        dims['out_channels'] = 256
+    results = {}
+    for kernel, dtype in (
+        ('aten', torch.float64),
+        ('aten', torch.float32),
+        ('auto', torch.float32),
+    ):
+        torch.manual_seed(0)
+        head = cls(64, **dims, linear_kernel=kernel)
+        head.init_weights()
+        with torch.no_grad():  # prototype norms away from 1
+            head.last_layer.weight_g.uniform_(0.5, 2.0)
+        head = head.to(dtype)
+        x = x0.to(dtype, copy=True).requires_grad_()
+        y = head(x)
+        (y * torch.linspace(-1, 1, y.shape[-1], dtype=dtype)).sin().sum().backward()
+        results[kernel, dtype] = [y.detach(), x.grad] + [p.grad for p in head.parameters()]
+    reference = results.pop(('aten', torch.float64))
+    assert len(reference) == 2 + 6 + 2  # 3 linears (w, b) + weight_g, weight_v
+    for form, tensors in results.items():
+        for i, (a, ref) in enumerate(zip(tensors, reference)):
+            scale = ref.abs().max()
+            assert scale > 0
+            err = (a.double() - ref).abs().max()
+            assert err <= 1e-5 * scale, (form, i, float(err), float(scale))
+    assert cls(64).linear_kernel == 'auto'
+    with pytest.raises(PeraConfigError, match='linear_kernel must be one of'):
+        cls(64, linear_kernel='mkl')

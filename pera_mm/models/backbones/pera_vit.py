@@ -164,8 +164,9 @@ class PerAViT(BaseModule):
         subset_rows (str): how the 'subset' stochastic depth picks its rows,
             ``'index_select'`` (default) or ``'advanced'`` indexing; same values,
             the first with a cheaper backward (see :class:`Block`).
-        linear_kernel (str): forward kernel of the block linears: 'auto'
-            (default; oneDNN for fp32 on CPU, aten elsewhere) or 'aten' (see
+        linear_kernel (str): kernel of the block linears: 'auto' (default;
+            oneDNN forward and input gradient for fp32 on CPU, aten elsewhere),
+            'auto_forward' (oneDNN forward only) or 'aten' (see
             :mod:`~pera_mm.models.utils.onednn_linear`).
         prune_last_block (bool): in ``forward_sparse(cls_only=True)`` and
             ``forward_student`` the last block computes only the tokens that are

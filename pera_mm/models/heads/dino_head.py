@@ -11,6 +11,7 @@ from mmpretrain.registry import MODELS
 
 from ...utils.errors import PeraConfigError
 from ..utils import WeightNormLinear
+from ..utils.onednn_linear import LINEAR_KERNELS, linear_module
 
 
 @MODELS.register_module()
@@ -24,6 +25,10 @@ class PerADINOHead(BaseModule):
         bottleneck_channels (int): width of the normalised bottleneck that feeds
             the bias-free :class:`WeightNormLinear`. Defaults to 384.
         num_layers (int): linear layers of the MLP (GELU between). Defaults to 3.
+        linear_kernel (str): kernel of the MLP and prototype linears, one of
+            :data:`~pera_mm.models.utils.onednn_linear.LINEAR_KERNELS`. Defaults
+            to 'auto' (oneDNN for fp32 on CPU, aten elsewhere), where it was
+            measured (``docs/benchmarks.md``).
         init_cfg (dict, optional): MMEngine initialisation config.
     """
 
@@ -34,6 +39,7 @@ class PerADINOHead(BaseModule):
         hidden_channels: int = 2048,
         bottleneck_channels: int = 384,
         num_layers: int = 3,
+        linear_kernel: str = 'auto',
         init_cfg: Optional[dict] = None,
     ):
         super().__init__(init_cfg=init_cfg)
@@ -41,6 +47,12 @@ class PerADINOHead(BaseModule):
             raise PeraConfigError(
                 f'{type(self).__name__}: num_layers must be >= 1, got {num_layers}'
             )
+        if linear_kernel not in LINEAR_KERNELS:
+            raise PeraConfigError(
+                f'{type(self).__name__}: linear_kernel must be one of {LINEAR_KERNELS}, '
+                f'got {linear_kernel!r}'
+            )
+        self.linear_kernel = linear_kernel
         self.out_channels = out_channels
         dims = [in_channels] + [hidden_channels] * (num_layers - 1) + [bottleneck_channels]
         layers = []
@@ -61,7 +73,9 @@ class PerADINOHead(BaseModule):
 
     def bottleneck(self, x: torch.Tensor) -> torch.Tensor:
         """The L2-normalised bottleneck features that feed the prototype layer."""
-        return F.normalize(self.mlp(x), dim=-1)
+        for layer in self.mlp:
+            x = linear_module(layer, x, self.linear_kernel)
+        return F.normalize(x, dim=-1)
 
     def forward(self, x: torch.Tensor, then: Optional[Callable] = None):
         """Prototype logits; or ``then(bottleneck, prototype_weight)``.
@@ -72,5 +86,5 @@ class PerADINOHead(BaseModule):
         """
         z = self.bottleneck(x)
         if then is None:
-            return self.last_layer(z)
+            return self.last_layer(z, self.linear_kernel)
         return then(z, self.last_layer.weight)

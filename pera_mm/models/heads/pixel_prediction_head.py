@@ -24,6 +24,7 @@ class PixelPredictionHead(PerADINOHead):
         hidden_channels (int): hidden MLP width. Defaults to 2048.
         bottleneck_channels (int): bottleneck width. Defaults to 384.
         num_layers (int): MLP layers. Defaults to 3.
+        linear_kernel (str): as in :class:`PerADINOHead`. Defaults to 'auto'.
         init_cfg (dict, optional): MMEngine initialisation config.
     """
 
@@ -35,6 +36,7 @@ class PixelPredictionHead(PerADINOHead):
         hidden_channels: int = 2048,
         bottleneck_channels: int = 384,
         num_layers: int = 3,
+        linear_kernel: str = 'auto',
         init_cfg: Optional[dict] = None,
     ):
         super().__init__(
@@ -43,5 +45,6 @@ class PixelPredictionHead(PerADINOHead):
             hidden_channels,
             bottleneck_channels,
             num_layers,
+            linear_kernel,
             init_cfg,
         )

@@ -29,9 +29,9 @@ class Attention(nn.Module):
             (``q_bias``, ``v_bias``) and a k bias fixed at zero (DINOv3's masked
             k bias, BEiT / EVA / timm's ``*_qkvb`` models). A k bias shifts
             every logit of a query by the same amount, so softmax ignores it.
-        linear_kernel (str): forward kernel of the qkv and output projections,
-            ``'aten'`` (default) or ``'auto'`` (oneDNN for fp32 on CPU, see
-            :mod:`~pera_mm.models.utils.onednn_linear`).
+        linear_kernel (str): kernel of the qkv and output projections,
+            ``'aten'`` (default), ``'auto'`` or ``'auto_forward'`` (oneDNN for
+            fp32 on CPU, see :mod:`~pera_mm.models.utils.onednn_linear`).
     """
 
     def __init__(self, dim: int, num_heads: int, qkv_bias=True, linear_kernel: str = 'aten'):

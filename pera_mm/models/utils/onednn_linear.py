@@ -1,15 +1,20 @@
 # Copyright (c) pera-mm contributors. All rights reserved.
-"""The block linears' forward GEMM on oneDNN when training in fp32 on a CPU.
+"""The linears' GEMMs on oneDNN when training in fp32 on a CPU.
 
 On CPU, ``F.linear`` with a bias is MKL's ``addmm``: the broadcast bias is first
 copied into the output, then the GEMM accumulates into it. oneDNN's linear
 (``torch.ops.mkldnn._linear_pointwise``, the kernel inductor emits for CPU
-linears) adds the bias in the GEMM's epilogue. On this project's CPU machine a
-ViT-S teacher block's forward is 1.18x faster with it; a student block's forward
-and backward together are level (``docs/benchmarks.md``). The backward is the
-usual one (two GEMMs and a bias sum), where oneDNN gains nothing. The
-values are fp32 GEMM results either way (they differ in summation order only).
+linears) adds the bias in the GEMM's epilogue, and on this project's AMD CPU its
+fp32 GEMM is also faster than MKL's at the ViT-S and head shapes
+(``docs/benchmarks.md``). Two forms:
 
+- ``'auto'``: the forward and the input gradient ``grad @ W`` (oneDNN linear
+  of ``grad`` on a transposed view of ``W``, no copy) on oneDNN; the weight
+  gradient ``grad^T @ x`` stays an aten ``mm``, which oneDNN does not beat
+  (it would need both operands transposed);
+- ``'auto_forward'``: the forward alone on oneDNN (the earlier form of 'auto').
+
+The values are fp32 GEMM results either way (they differ in summation order only).
 Everywhere else (GPU, other dtypes, CPU autocast, ``torch.compile`` tracing,
 a PyTorch without the op) :func:`linear` is ``F.linear``.
 """
@@ -17,8 +22,9 @@ a PyTorch without the op) :func:`linear` is ``F.linear``.
 import torch
 import torch.nn.functional as F
 
-#: forward kernels of the block linears: oneDNN where it applies ('auto'), or always aten
-LINEAR_KERNELS = ('auto', 'aten')
+#: kernels of the linears: oneDNN forward and input gradient where it applies ('auto'),
+#: oneDNN forward only ('auto_forward'), or always aten
+LINEAR_KERNELS = ('auto', 'auto_forward', 'aten')
 
 
 def _find_op():
@@ -32,12 +38,13 @@ _ONEDNN_LINEAR = _find_op() if torch.backends.mkldnn.is_available() else None
 
 
 class _OneDNNLinear(torch.autograd.Function):
-    """oneDNN forward, aten backward (grad_input, grad_weight, grad_bias)."""
+    """oneDNN forward; grad_input on oneDNN or aten, grad_weight and grad_bias on aten."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias):
+    def forward(ctx, x, weight, bias, onednn_grad_input):
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
+        ctx.onednn_grad_input = onednn_grad_input
         return _ONEDNN_LINEAR(x, weight, bias, 'none', [], '')
 
     @staticmethod
@@ -46,12 +53,16 @@ class _OneDNNLinear(torch.autograd.Function):
         grad2d = grad.reshape(-1, grad.shape[-1])
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_x = grad2d.mm(weight).view(x.shape)
+            if ctx.onednn_grad_input:
+                grad_x = _ONEDNN_LINEAR(grad2d, weight.t(), None, 'none', [], '')
+            else:
+                grad_x = grad2d.mm(weight)
+            grad_x = grad_x.view(x.shape)
         if ctx.needs_input_grad[1]:
             grad_w = grad2d.t().mm(x.reshape(-1, x.shape[-1]))
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = grad2d.sum(0)
-        return grad_x, grad_w, grad_b
+        return grad_x, grad_w, grad_b, None
 
 
 def onednn_applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
@@ -68,9 +79,9 @@ def onednn_applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
 
 
 def linear(x, weight, bias=None, kernel: str = 'auto'):
-    """``F.linear(x, weight, bias)``; with ``kernel='auto'`` on oneDNN where it applies."""
-    if kernel == 'auto' and onednn_applies(x, weight):
-        return _OneDNNLinear.apply(x, weight, bias)
+    """``F.linear(x, weight, bias)``; on oneDNN where ``kernel`` asks for it and it applies."""
+    if kernel != 'aten' and onednn_applies(x, weight):
+        return _OneDNNLinear.apply(x, weight, bias, kernel == 'auto')
     return F.linear(x, weight, bias)
 
 

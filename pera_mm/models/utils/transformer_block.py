@@ -20,8 +20,9 @@ class Mlp(nn.Module):
     Args:
         dim (int): token width.
         hidden_dim (int): hidden width.
-        linear_kernel (str): forward kernel of both linears, 'aten' (default) or
-            'auto' (see :mod:`~pera_mm.models.utils.onednn_linear`).
+        linear_kernel (str): kernel of both linears, one of
+            :data:`~pera_mm.models.utils.onednn_linear.LINEAR_KERNELS`.
+            Defaults to 'aten'.
     """
 
     def __init__(self, dim: int, hidden_dim: int, linear_kernel: str = 'aten'):
@@ -93,8 +94,8 @@ class Block(nn.Module):
             hidden width is ``mlp_dim``). Defaults to 'mlp'.
         subset_rows (str): one of :data:`SUBSET_ROWS`; equal values, the first
             with a cheaper backward. Defaults to 'index_select'.
-        linear_kernel (str): forward kernel of the attention and MLP linears,
-            'aten' or 'auto' (oneDNN for fp32 on CPU, see
+        linear_kernel (str): kernel of the attention and MLP linears, 'aten',
+            'auto' or 'auto_forward' (oneDNN for fp32 on CPU, see
             :mod:`~pera_mm.models.utils.onednn_linear`). Defaults to 'aten'
             (``PerAViT`` passes 'auto', where its gain was measured; the other
             hosts keep 'aten' and their parity records bit for bit).

@@ -1,6 +1,7 @@
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
+
+from .onednn_linear import linear
 
 
 class WeightNormLinear(nn.Module):
@@ -26,8 +27,9 @@ class WeightNormLinear(nn.Module):
     def weight(self):
         return self.weight_v * (self.weight_g / self.weight_v.norm(dim=1, keepdim=True))
 
-    def forward(self, x):
-        return F.linear(x, self.weight)
+    def forward(self, x, kernel: str = 'aten'):
+        """``x W^T``; ``kernel`` as in :func:`~pera_mm.models.utils.onednn_linear.linear`."""
+        return linear(x, self.weight, None, kernel)
 
     def extra_repr(self):
         return f'in_features={self.in_features}, out_features={self.out_features}'

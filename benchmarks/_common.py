@@ -212,6 +212,15 @@ def ru_maxrss_bytes() -> int:
 
 
 # --------------------------------------------------------------------- math
+def timed(fn, repeats: int) -> float:
+    """Mean seconds of ``fn()`` over ``repeats`` calls after one warm-up call."""
+    fn()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - t0) / repeats
+
+
 def median(xs: Sequence[float]) -> float:
     s = sorted(xs)
     n = len(s)

@@ -23,7 +23,6 @@ Example::
 
 import argparse
 import sys
-import time
 
 import _common as C
 
@@ -80,14 +79,6 @@ def gemm_forms(rows, k, n):
     }
 
 
-def timed(fn, repeats):
-    fn()
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - t0) / repeats
-
-
 def measure(shapes, rounds, repeats):
     """Mean seconds per call, ``{(name, kind, kernel): s}``, forms interleaved per round."""
     seconds = {}
@@ -96,7 +87,7 @@ def measure(shapes, rounds, repeats):
             for kind, fns in gemm_forms(rows, k, n).items():
                 order = ('aten', 'onednn') if r % 2 == 0 else ('onednn', 'aten')
                 for kernel in order:
-                    t = timed(fns[kernel], repeats) / rounds
+                    t = C.timed(fns[kernel], repeats) / rounds
                     seconds[name, kind, kernel] = seconds.get((name, kind, kernel), 0.0) + t
     return seconds
 

@@ -38,21 +38,11 @@ Example::
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 from _against_commit import ISSUE_SHAPES  # noqa: E402
-
-
-def timed(fn, repeats):
-    """Mean seconds of ``fn()`` over ``repeats`` calls after one warm-up call."""
-    fn()
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - t0) / repeats
 
 
 def nonfinite_costs(model, optim_cfg, batch, repeats):
@@ -87,13 +77,13 @@ def nonfinite_costs(model, optim_cfg, batch, repeats):
         w._loss_nonfinite = torch.zeros((), dtype=torch.bool)
         w._clip_and_check()
 
-    restore_only = timed(restore, repeats)
+    restore_only = C.timed(restore, repeats)
     return dict(
         params_with_grad=len(grads),
         grad_numel=sum(g.numel() for g in grads.values()),
         seconds=dict(
-            per_grad=timed(per_grad, repeats) - restore_only,
-            grad_norm=timed(grad_norm, repeats) - restore_only,
+            per_grad=C.timed(per_grad, repeats) - restore_only,
+            grad_norm=C.timed(grad_norm, repeats) - restore_only,
         ),
     )
 
@@ -102,7 +92,7 @@ def ema_costs(model, repeats):
     out = dict(seconds={})
     for form in ('mul_add', 'lerp'):
         model.ema_update = form
-        out['seconds'][form] = timed(lambda: model.update_teacher(0.999), repeats)
+        out['seconds'][form] = C.timed(lambda: model.update_teacher(0.999), repeats)
     model.ema_update = 'lerp'
     out['teacher_numel'] = sum(t.numel() for t in model.ema_pairs()[0])
     return out
@@ -127,7 +117,7 @@ def insert_costs(vit, repeats, rows=16, n_s=39, n_l=39):
         def fwd_bwd():
             vit.insert_mask_tokens(h, tokens, order, rank).sum().backward()
 
-        out['seconds'][form] = timed(fwd_bwd, repeats)
+        out['seconds'][form] = C.timed(fwd_bwd, repeats)
     vit.mask_token_insert = 'scatter'
     return out
 
@@ -161,7 +151,7 @@ def adamw_costs(model, optim_cfg, repeats):
         for p in params:
             p.grad = torch.randn_like(p)
         opt = torch.optim.AdamW(params, fused=fused, **kwargs)
-        out['seconds'][f'fused={fused}'] = timed(opt.step, repeats)
+        out['seconds'][f'fused={fused}'] = C.timed(opt.step, repeats)
     with torch.no_grad():
         for p, v in zip(params, saved):
             p.copy_(v)
@@ -178,7 +168,7 @@ def block_costs(vit, repeats, attr, forms, cases):
         total = 0.0
         for _, rows, tokens, grad, queries in cases:
             x = _block_inputs(vit, rows, tokens, grad)
-            total += timed(lambda x=x, q=queries: _run_block(blk, x, q(form)), repeats)
+            total += C.timed(lambda x=x, q=queries: _run_block(blk, x, q(form)), repeats)
         out['seconds'][str(form)] = total
     attr(blk, forms[-1])
     out['cases'] = [c[:4] for c in cases]
@@ -205,7 +195,7 @@ def head_costs(model, repeats, rows=80, pixel_rows=624):
     for form in ('aten', 'auto'):
         for head in heads:
             head.linear_kernel = form
-        out['seconds'][form] = timed(run, repeats)
+        out['seconds'][form] = C.timed(run, repeats)
     model.zero_grad(set_to_none=True)
     return out
 

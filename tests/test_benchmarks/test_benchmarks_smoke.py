@@ -292,3 +292,26 @@ def test_train_step_hosts_quick(tmp_path):
     for other in ('ijepa', 'latent_mim'):
         ratio = d['ratios']['tiny'][f'pera_vs_{other}']
         assert close(ratio['throughput'], res['pera']['img_per_s'] / res[other]['img_per_s'])
+
+
+def test_gemm_kernels_forms_agree_and_script_runs(tmp_path):
+    sys.path.insert(0, str(BENCH))
+    try:
+        import gemm_kernels
+    finally:
+        sys.path.remove(str(BENCH))
+    # both kernels of every GEMM kind compute the same product
+    for kind, fns in gemm_kernels.gemm_forms(37, 24, 40).items():
+        a, b = fns['aten'](), fns['onednn']()
+        assert a.shape == b.shape, kind
+        assert (a - b).abs().max() <= 1e-5 * a.abs().max(), kind
+    out = tmp_path / 'gemm.json'
+    stdout = run('gemm_kernels.py', '--threads', 1, '--rounds', 1, '--repeats', 1, '--out', out)
+    assert 'aten / oneDNN' in stdout
+    res = json.loads(out.read_text())
+    assert len(res['shapes']) == len(gemm_kernels.step_shapes()) == 5 * 4 + 8
+    assert all(positive(r) for s in res['shapes'] for k in s['gflops'].values() for r in k.values())
+    assert {(t['group'], t['kind']) for t in res['totals']} == {
+        (g, k) for g in ('blocks', 'heads') for k in gemm_kernels.KINDS
+    }
+    assert all(positive(t['ratio']) for t in res['totals'])

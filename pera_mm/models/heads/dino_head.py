@@ -11,7 +11,7 @@ from mmpretrain.registry import MODELS
 
 from ...utils.errors import PeraConfigError
 from ..utils import WeightNormLinear
-from ..utils.onednn_linear import LINEAR_KERNELS, linear_module
+from ..utils.onednn_linear import check_kernel, linear_module
 
 
 @MODELS.register_module()
@@ -47,12 +47,7 @@ class PerADINOHead(BaseModule):
             raise PeraConfigError(
                 f'{type(self).__name__}: num_layers must be >= 1, got {num_layers}'
             )
-        if linear_kernel not in LINEAR_KERNELS:
-            raise PeraConfigError(
-                f'{type(self).__name__}: linear_kernel must be one of {LINEAR_KERNELS}, '
-                f'got {linear_kernel!r}'
-            )
-        self.linear_kernel = linear_kernel
+        self.linear_kernel = check_kernel(linear_kernel, type(self).__name__)
         self.out_channels = out_channels
         dims = [in_channels] + [hidden_channels] * (num_layers - 1) + [bottleneck_channels]
         layers = []

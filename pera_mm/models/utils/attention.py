@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from ...structures.patch_ops import gather_tokens
 from ...utils.errors import PeraConfigError
-from .onednn_linear import LINEAR_KERNELS, linear, linear_module
+from .onednn_linear import check_kernel, linear, linear_module
 from .rope import apply_rope
 
 #: values of ``qkv_bias``: a bias on all of q, k, v; none; q and v only (k bias fixed at 0)
@@ -42,12 +42,8 @@ class Attention(nn.Module):
             )
         if not (isinstance(qkv_bias, bool) or qkv_bias == 'qv'):
             raise PeraConfigError(f'qkv_bias must be one of {QKV_BIAS_CHOICES}, got {qkv_bias!r}')
-        if linear_kernel not in LINEAR_KERNELS:
-            raise PeraConfigError(
-                f'linear_kernel must be one of {LINEAR_KERNELS}, got {linear_kernel!r}'
-            )
         self.num_heads = num_heads
-        self.linear_kernel = linear_kernel
+        self.linear_kernel = check_kernel(linear_kernel)
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias is True)
         if qkv_bias == 'qv':
             self.q_bias = nn.Parameter(torch.zeros(dim))

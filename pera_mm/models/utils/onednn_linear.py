@@ -22,9 +22,21 @@ a PyTorch without the op) :func:`linear` is ``F.linear``.
 import torch
 import torch.nn.functional as F
 
+from ...utils.errors import PeraConfigError
+
 #: kernels of the linears: oneDNN forward and input gradient where it applies ('auto'),
 #: oneDNN forward only ('auto_forward'), or always aten
 LINEAR_KERNELS = ('auto', 'auto_forward', 'aten')
+
+
+def check_kernel(kernel: str, owner: str = '') -> str:
+    """``kernel`` if it is one of :data:`LINEAR_KERNELS`; a one-line config error otherwise."""
+    if kernel not in LINEAR_KERNELS:
+        prefix = f'{owner}: ' if owner else ''
+        raise PeraConfigError(
+            f'{prefix}linear_kernel must be one of {LINEAR_KERNELS}, got {kernel!r}'
+        )
+    return kernel
 
 
 def _find_op():

@@ -19,12 +19,14 @@ checkout. The protocol:
 - variants of this tree run in the same rounds and stay out of the ratio:
   ``switches_off`` (the issue-23 switches at their earlier forms: what they bought),
   ``adamw_unfused`` / ``rows_advanced`` / ``no_prune`` / ``aten_linear`` /
-  ``forward_only_linear`` (block input gradients on aten) / ``aten_heads`` (one
-  switch each at its earlier form), ``adamw_foreach`` (AdamW's multi-tensor path instead
-  of the fused kernel), ``bf16`` (CPU bf16 autocast) and ``compile``
-  (``torch.compile``; the first step, which compiles, is reported apart and not
-  in the mean). Variants run in the first ``variant_rounds`` rounds and are
-  compared with the current tree's runs of those rounds.
+  ``forward_only_linear`` (block input gradients on aten) / ``aten_heads`` /
+  ``conv_embed`` (the whole-grid patch convolution) / ``sdpa_attention`` (SDPA
+  for every sequence length) (one switch each at its earlier form),
+  ``adamw_foreach`` (AdamW's multi-tensor path instead of the fused kernel),
+  ``bf16`` (CPU bf16 autocast) and ``compile`` (``torch.compile``; the first
+  step, which compiles, is reported apart and not in the mean). Variants run in
+  the first ``variant_rounds`` rounds and are compared with the current tree's
+  runs of those rounds.
 
 :func:`lockstep_compare` (``--lockstep``) keeps every side in a live worker and
 runs step ``i`` on each in turn: on a machine whose speed drifts by tens of per
@@ -70,6 +72,12 @@ _ATEN_LINEAR = {
     for part in ('attn', 'mlp')
 }
 _BLOCKS_FORWARD_ONLY = {k: 'auto_forward' for k in _ATEN_LINEAR}
+_CONV_EMBED = {f'{net}.sparse_embed': False for net in ('backbone', 'teacher.backbone')}
+#: the embedding GEMM of the sparse paths on aten (for the FLOP counter)
+_ATEN_EMBED = {f'{net}.linear_kernel': 'aten' for net in ('backbone', 'teacher.backbone')}
+_SDPA_ATTENTION = {
+    f'{net}.blocks.*.attn.attention_kernel': 'sdpa' for net in ('backbone', 'teacher.backbone')
+}
 _ATEN_HEADS = {
     f'{head}.linear_kernel': 'aten' for head in ('projector', 'teacher.projector', 'predictor')
 }
@@ -82,6 +90,8 @@ _SWITCHES_OFF = dict(
         **_NO_PRUNE,
         **_ATEN_LINEAR,
         **_ATEN_HEADS,
+        **_CONV_EMBED,
+        **_SDPA_ATTENTION,
     },
 )
 #: variants of this tree: (worker spec overrides, build overrides)
@@ -93,6 +103,8 @@ VARIANTS = {
     'aten_linear': dict(model_attrs=_ATEN_LINEAR),
     'forward_only_linear': dict(model_attrs=_BLOCKS_FORWARD_ONLY),
     'aten_heads': dict(model_attrs=_ATEN_HEADS),
+    'conv_embed': dict(model_attrs=_CONV_EMBED),
+    'sdpa_attention': dict(model_attrs=_SDPA_ATTENTION),
     'bf16': dict(optim_wrapper=dict(cpu_bf16=True)),
     'adamw_foreach': dict(optim_wrapper=dict(optimizer=dict(fused=False, foreach=True))),
     'compile': dict(build=dict(method='pera_compile')),

@@ -43,7 +43,12 @@ def _stepper(build):
 def count_step_flops(worker, stepper, batch, prune: bool):
     """FLOPs of one step (aten linears so that the counter sees them), pruned or not."""
     variant = {
-        'model_attrs': {**A._ATEN_LINEAR, **A._ATEN_HEADS, **{k: prune for k in A._NO_PRUNE}},
+        'model_attrs': {
+            **A._ATEN_LINEAR,
+            **A._ATEN_HEADS,
+            **A._ATEN_EMBED,
+            **{k: prune for k in A._NO_PRUNE},
+        },
     }
     undo = worker.apply_overrides(stepper, variant)
     total, by_op = M.count_flops(lambda: stepper.step(batch))

@@ -26,6 +26,14 @@ step) in both forms:
   ``'auto'`` linears: student and teacher DINO heads (80 cls rows each, the
   teacher's without grad) and the pixel predictor (624 mask-token rows),
   forward + backward;
+- ``attention_kernel``: the last block at the step's short sequences (teacher
+  locals: 64 rows x 23 tokens, forward only; student locals 64 x 8 and student
+  globals 16 x 40, forward + backward) with ``'sdpa'`` and ``'auto'`` (explicit
+  softmax attention up to 64 keys);
+- ``sparse_embed``: ``PerAViT.embed`` of the four sparse inputs (student and
+  teacher, global and local crops, at the s and t patch counts; the student's
+  forward + backward) by the whole-grid convolution and by the GEMM of the kept
+  patches;
 - ``subset_rows``: that student block with 'subset' drop path 0.3, rows picked
   by ``'advanced'`` indexing and by ``'index_select'``;
 - ``prune_last_block``: the last block computing every token and only the read
@@ -200,6 +208,41 @@ def head_costs(model, repeats, rows=80, pixel_rows=624):
     return out
 
 
+def embed_costs(vit, repeats, batch=8, n_global=2, n_local=8, ratios=(0.2, 0.6)):
+    import torch
+
+    g = torch.Generator().manual_seed(3)
+    cases = []
+    for crops, size in (
+        (n_global, ISSUE_SHAPES['img_size']),
+        (n_local, ISSUE_SHAPES['local_size']),
+    ):
+        n_patch = (size // vit.patch_size) ** 2
+        x = torch.randn(crops * batch, 3, size, size, generator=g)
+        for ratio, grad in zip(ratios, (True, False)):  # student s, teacher t
+            k = int(n_patch * ratio)
+            idx = torch.stack([torch.randperm(n_patch, generator=g)[:k].sort().values for _ in x])
+            cases.append((x, idx, grad))
+
+    def run():
+        for x, idx, grad in cases:
+            with torch.set_grad_enabled(grad):
+                _, patches, _ = vit.embed(x, idx)
+            if grad:
+                patches.sum().backward()
+
+    out = dict(seconds={}, cases=[(tuple(x.shape), idx.shape[1], grad) for x, idx, grad in cases])
+    for form in (False, True):
+        vit.sparse_embed = form
+        out['seconds'][f'sparse_embed={form}'] = C.timed(run, repeats)
+    vit.zero_grad(set_to_none=True)
+    return out
+
+
+def _set_attention(blk, kernel):
+    blk.attn.attention_kernel = kernel
+
+
 def _set_kernel(blk, kernel):
     blk.attn.linear_kernel = blk.mlp.linear_kernel = kernel
 
@@ -269,6 +312,18 @@ def main(argv=None):
         )
     )  # fmt: skip
     jobs.append(('head_linear_kernel', lambda: head_costs(model, args.repeats)))
+    short = [('teacher_local', 64, 23, False), ('student_local', 64, 8, True)]
+    short.append(('student_s', 16, 40, True))
+    jobs.append(
+        (
+            'attention_kernel',
+            lambda: block_costs(
+                vit, args.repeats, _set_attention, ('sdpa', 'auto'),
+                [(*c, _no_queries) for c in short],
+            ),
+        )
+    )  # fmt: skip
+    jobs.append(('sparse_embed', lambda: embed_costs(vit, args.repeats)))
 
     def subset_rows_costs():
         blk, rate = vit.blocks[-1], vit.blocks[-1].drop_path

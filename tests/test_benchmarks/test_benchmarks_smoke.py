@@ -95,8 +95,10 @@ def test_train_step_quick(tmp_path):
         assert positive(r['gemm']['gflops'])
         assert close(r['gemm_fraction'], r['achieved_gflops'] / r['gemm']['gflops'])
         assert close(r['tensor_peak_mb'], r['tensor_static_mb'] + r['tensor_dynamic_peak_mb'])
-        # attention is counted on CPU too (torch's registry lacks the CPU SDPA ops)
-        assert any('scaled_dot_product' in op and v > 0 for op, v in r['flops_by_op'].items())
+        # attention is counted on CPU too (torch's registry lacks the CPU SDPA ops); at
+        # these short sequences PerAViT attends explicitly, in batched GEMMs
+        attention_ops = [op for op, v in r['flops_by_op'].items() if v > 0]
+        assert any('scaled_dot_product' in op or op == 'bmm' for op in attention_ops), m
     assert res['pera']['tokens']['teacher_token_blocks_per_img'] > 0
     assert res['mae']['tokens']['teacher_token_blocks_per_img'] == 0
     # PerA's sparse student/teacher tokens cost fewer FLOPs than full views + block masks

@@ -399,3 +399,89 @@ def test_head_linear_kernels_agree_and_are_validated(head_type):
     assert cls(64).linear_kernel == 'auto'
     with pytest.raises(PeraConfigError, match='linear_kernel must be one of'):
         cls(64, linear_kernel='mkl')
+
+
+@pytest.mark.parametrize('case', ['plain', 'registers_rope'])
+def test_sparse_embed_equals_full_grid_convolution(case, monkeypatch):
+    """``sparse_embed``: the kept patches' GEMM == the whole-grid convolution then a
+    gather, for values and every gradient, on a non-square grid (3 x 4 patches)."""
+    kwargs = dict(num_register_tokens=2, rope=dict(base=100.0)) if case != 'plain' else {}
+    vits = [make_vit(sparse_embed=sparse, **kwargs).train() for sparse in (True, False)]
+    vits[1].load_state_dict(vits[0].state_dict())
+    x = torch.randn(3, 3, 48, 64)
+    s_idx, l_idx, t_idx = random_split(3, 12, 3, 4, seed=5)
+    results = []
+    for vit in vits:
+        mask_token = torch.nn.Parameter(torch.linspace(-1, 1, 64).view(1, 1, 64))
+
+        def run(vit=vit, mask_token=mask_token):
+            cls_s, l_out = vit.forward_student(x, s_idx, l_idx, mask_token)
+            return [cls_s, l_out, vit.forward_sparse(x, t_idx), vit.embed(x, t_idx)[1]]
+
+        outs = _seeded_step(run)
+        grads = {n: p.grad.clone() for n, p in vit.named_parameters() if p.grad is not None}
+        results.append((outs, grads))
+    (o_a, g_a), (o_b, g_b) = results
+    for a, b in zip(o_a, o_b):
+        torch.testing.assert_close(a, b, **TOL)
+    assert {'patch_embed.proj.weight', 'patch_embed.proj.bias', 'pos_embed'} <= set(g_a)
+    assert set(g_a) == set(g_b)
+    for name in g_a:
+        torch.testing.assert_close(g_a[name], g_b[name], **TOL, msg=name)
+    # the sparse paths never run the convolution; every patch still does
+    vit = vits[0]
+
+    def no_conv(*args):
+        raise AssertionError('the whole-grid convolution ran')
+
+    monkeypatch.setattr(vit.patch_embed.proj, 'forward', no_conv)
+    vit.forward_sparse(x, t_idx, cls_only=True)
+    with pytest.raises(AssertionError, match='whole-grid convolution ran'):
+        vit.forward_sparse(x, torch.arange(12).expand(3, -1))
+
+
+@pytest.mark.parametrize('n_keys', [8, 64, 65])
+def test_explicit_attention_equals_sdpa_values_and_gradients(n_keys, monkeypatch):
+    """'auto' attention: explicit softmax up to 64 keys, SDPA beyond; same values
+    and gradients (queries fewer than keys, as in the pruned last block)."""
+    from pera_mm.models.utils import attention
+
+    calls = []
+    sdpa = F.scaled_dot_product_attention
+    monkeypatch.setattr(
+        attention.F, 'scaled_dot_product_attention', lambda *a: calls.append(1) or sdpa(*a)
+    )
+    g = torch.Generator().manual_seed(6)
+    q0, k0, v0 = (torch.randn(3, 2, n, 32, generator=g) for n in (5, n_keys, n_keys))
+    results, sdpa_calls = {}, {}
+    for kernel in attention.ATTENTION_KERNELS:
+        q, k, v = (t.clone().requires_grad_() for t in (q0, k0, v0))
+        calls.clear()
+        out = attention.attend(q, k, v, kernel)
+        sdpa_calls[kernel] = len(calls)
+        (out * torch.linspace(-1, 1, 32)).sin().sum().backward()
+        results[kernel] = [out.detach(), q.grad, k.grad, v.grad]
+    assert sdpa_calls == {'auto': int(n_keys > attention.EXPLICIT_MAX_KEYS), 'sdpa': 1}
+    for a, b in zip(results['auto'], results['sdpa']):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a, b, **TOL)
+
+
+def test_attention_kernel_defaults_fallbacks_and_validation(monkeypatch):
+    from pera_mm.models.utils import attention
+
+    calls = []
+    sdpa = F.scaled_dot_product_attention
+    monkeypatch.setattr(
+        attention.F, 'scaled_dot_product_attention', lambda *a: calls.append(1) or sdpa(*a)
+    )
+    q = torch.randn(2, 2, 8, 16)
+    attention.attend(q.double(), q.double(), q.double(), 'auto')
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        attention.attend(q, q, q, 'auto')
+    assert len(calls) == 2  # other dtypes and CPU autocast keep SDPA
+    vit = PerAViT(arch=ARCH, img_size=64, patch_size=16)
+    assert {blk.attn.attention_kernel for blk in vit.blocks} == {'auto'}
+    assert Block(64, 2, 128).attn.attention_kernel == 'sdpa'
+    with pytest.raises(PeraConfigError, match='attention_kernel must be one of'):
+        Block(64, 2, 128, attention_kernel='flash')

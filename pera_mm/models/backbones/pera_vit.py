@@ -10,6 +10,7 @@ from torch.utils.checkpoint import checkpoint
 from ...structures import gather_tokens
 from ...utils.errors import PeraConfigError
 from ..utils import Block, infer_square_grid, resize_pos_embed
+from ..utils.onednn_linear import check_kernel, linear
 from ..utils.rope import RotaryPositionEmbedding2D
 from ..utils.weight_init import init_linear_and_norm_layers
 
@@ -168,6 +169,13 @@ class PerAViT(BaseModule):
             oneDNN forward and input gradient for fp32 on CPU, aten elsewhere),
             'auto_forward' (oneDNN forward only) or 'aten' (see
             :mod:`~pera_mm.models.utils.onednn_linear`).
+        attention_kernel (str): 'auto' (default; short key sequences in fp32 on
+            CPU as explicit softmax attention, SDPA otherwise) or 'sdpa' (see
+            :func:`~pera_mm.models.utils.attention.attend`).
+        sparse_embed (bool): the sparse and student paths embed only the patches
+            they keep: the patch convolution as one GEMM of those patches'
+            pixels (on ``linear_kernel``) instead of a convolution over the whole
+            grid followed by a gather. Same values. Defaults to True.
         prune_last_block (bool): in ``forward_sparse(cls_only=True)`` and
             ``forward_student`` the last block computes only the tokens that are
             returned (cls; cls + mask tokens), which still attend to every
@@ -227,6 +235,8 @@ class PerAViT(BaseModule):
         subset_rows: str = 'index_select',
         prune_last_block: bool = True,
         linear_kernel: str = 'auto',
+        attention_kernel: str = 'auto',
+        sparse_embed: bool = True,
         init_cfg=None,
     ):
         super().__init__(init_cfg=init_cfg)
@@ -237,6 +247,8 @@ class PerAViT(BaseModule):
             )
         self.mask_token_insert = mask_token_insert
         self.prune_last_block = prune_last_block
+        self.sparse_embed = sparse_embed
+        self.linear_kernel = check_kernel(linear_kernel, 'PerAViT')
         self.arch_settings = self._parse_arch(arch)
         C = self.embed_dims = self.arch_settings['embed_dims']
         self.num_layers = self.arch_settings['num_layers']
@@ -298,6 +310,7 @@ class PerAViT(BaseModule):
                     mlp_type=mlp_type,
                     subset_rows=subset_rows,
                     linear_kernel=linear_kernel,
+                    attention_kernel=attention_kernel,
                 )
                 for _ in range(self.num_layers)
             ]
@@ -389,36 +402,65 @@ class PerAViT(BaseModule):
         """
         return self._resize_table(self.pos_embed, self.grid_size, grid_hw, self.interpolate_offset)
 
-    def embed(self, x):
-        """Patch-embed and add positions on the full grid.
+    def embed(self, x, keep_idx=None):
+        """Patch-embed and add positions.
+
+        Args:
+            x (Tensor): (N, C_in, H, W) images.
+            keep_idx (Tensor, optional): (N, K) patches to return; None = all.
 
         Returns:
             tuple: prefix tokens (N, 1 + R, C) (cls, then the R register
-            tokens), patch tokens (N, L, C) and the patch position embeddings
-            (1, L, C) that were added to them (zeros without a learned table).
+            tokens), patch tokens (N, L or K, C) with their positions, and the
+            position embeddings (1, L, C) of the whole grid (zeros without a
+            learned table).
         """
         if x.shape[-2] % self.patch_size or x.shape[-1] % self.patch_size:
             raise PeraConfigError(
                 f'PerAViT: input size {tuple(x.shape[-2:])} is not divisible by '
                 f'patch_size {self.patch_size}'
             )
-        x = self.patch_embed.proj(x)
-        grid = tuple(x.shape[-2:])
-        x = x.flatten(2).transpose(1, 2)
+        grid = self._grid_of(x)
+        gemm = (
+            keep_idx is not None and self.sparse_embed and type(self.patch_embed.proj) is nn.Conv2d
+        )
+        if gemm:
+            patches = self._embed_kept(x, keep_idx)
+        else:
+            patches = self.patch_embed.proj(x).flatten(2).transpose(1, 2)
         cls = self.cls_token
         if self.pos_embed is None:
-            pos = x.new_zeros(1, x.shape[1], x.shape[2])
+            pos = patches.new_zeros(1, grid[0] * grid[1], patches.shape[2])
         else:
             table = self.pos_embed_for(grid)
             pos = table[:, self._num_pos_slots :]
             if self._num_pos_slots:
                 cls = cls + table[:, :1]
-            x = x + pos
+            patches = patches + (
+                gather_tokens(pos.expand(x.shape[0], -1, -1), keep_idx) if gemm else pos
+            )
+        if keep_idx is not None and not gemm:
+            patches = gather_tokens(patches, keep_idx)
         prefix = [cls]
         if self.register_tokens is not None:
             prefix.append(self.register_tokens)
         prefix = torch.cat(prefix, dim=1).expand(x.shape[0], -1, -1)
-        return prefix, x, pos
+        return prefix, patches, pos
+
+    def _embed_kept(self, x, keep_idx):
+        """Tokens (N, K, C) of the patches ``keep_idx``: the patch convolution on them alone.
+
+        A stride-``p`` ``p x p`` convolution is a linear map of each patch's
+        (band, row, column) pixels; one indexing copy picks the kept patches'
+        pixels in that order, so the kernel is used as it is stored.
+        """
+        N, c_in, H, W = x.shape
+        p, gw = self.patch_size, W // self.patch_size
+        grid = x.reshape(N, c_in, H // p, p, gw, p)
+        rows = torch.arange(N, device=x.device).unsqueeze(1)
+        pixels = grid[rows, :, keep_idx // gw, :, keep_idx % gw, :].flatten(2)
+        proj = self.patch_embed.proj
+        return linear(pixels, proj.weight.flatten(1), proj.bias, self.linear_kernel)
 
     def rope_coords(self, grid_hw, device=None):
         """RoPE coordinates (L, 2) of a patch grid, augmented in training; None without RoPE.
@@ -481,10 +523,12 @@ class PerAViT(BaseModule):
         ``cls_only`` the final-normed cls token (N, C); ``keep_idx`` (N, K), or
         None to keep every patch.
         """
-        prefix, patches, _ = self.embed(x)
-        coords = self.rope_coords(self._grid_of(x), x.device)
-        if keep_idx is not None and keep_idx.shape[1] != patches.shape[1]:
-            patches = gather_tokens(patches, keep_idx)
+        grid = self._grid_of(x)
+        if keep_idx is not None and keep_idx.shape[1] == grid[0] * grid[1]:
+            keep_idx = None  # every patch: the full grid, in raster order
+        prefix, patches, _ = self.embed(x, keep_idx)
+        coords = self.rope_coords(grid, x.device)
+        if keep_idx is not None:
             coords = self._gather_coords(coords, keep_idx)
         h = torch.cat([prefix, patches], dim=1)
         rope = self.rope_for(coords)
@@ -512,11 +556,11 @@ class PerAViT(BaseModule):
             tuple: final-normed cls (N, C) and mask-token outputs (N, n_l, C) in
             the order of ``l_idx``.
         """
-        prefix, patches, pos = self.embed(x)
+        prefix, patches, pos = self.embed(x, s_idx)
         p = self.num_prefix_tokens
         n_s = s_idx.shape[1]
         coords = self.rope_coords(self._grid_of(x), x.device)
-        h = torch.cat([prefix, gather_tokens(patches, s_idx)], dim=1)
+        h = torch.cat([prefix, patches], dim=1)
         rope = self.rope_for(self._gather_coords(coords, s_idx))
         h = self._run_blocks(h, self.blocks[: self.mask_token_layer], rope)
         # Raster order of s ∪ l: sorting the concatenated positions once gives the

@@ -7,11 +7,30 @@ import torch.nn.functional as F
 
 from ...structures.patch_ops import gather_tokens
 from ...utils.errors import PeraConfigError
-from .onednn_linear import check_kernel, linear, linear_module
+from .onednn_linear import check_kernel, cpu_fp32_eager, linear, linear_module
 from .rope import apply_rope
 
 #: values of ``qkv_bias``: a bias on all of q, k, v; none; q and v only (k bias fixed at 0)
 QKV_BIAS_CHOICES = (True, False, 'qv')
+#: kernels of the attention itself: 'auto' (explicit softmax attention for short key
+#: sequences in fp32 on CPU, SDPA otherwise) or always SDPA
+ATTENTION_KERNELS = ('auto', 'sdpa')
+#: longest key sequence 'auto' computes explicitly: CPU flash SDPA has a fixed cost per
+#: (batch, head) block that dominates below it (docs/benchmarks.md, "Step speed vs 90204a9")
+EXPLICIT_MAX_KEYS = 64
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: str = 'sdpa'):
+    """``softmax(q k^T / sqrt(d)) v`` of (B, H, N, d) heads: SDPA, or explicit where 'auto' applies.
+
+    The explicit form is two batched GEMMs and one softmax; it keeps the (B, H,
+    K, N) probabilities for the backward, which at N <= ``EXPLICIT_MAX_KEYS``
+    is smaller than the heads themselves.
+    """
+    if kernel == 'auto' and k.shape[-2] <= EXPLICIT_MAX_KEYS and cpu_fp32_eager(q):
+        logits = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-2, -1))
+        return torch.matmul(logits.softmax(-1), v)
+    return F.scaled_dot_product_attention(q, k, v)
 
 
 class Attention(nn.Module):
@@ -19,6 +38,8 @@ class Attention(nn.Module):
 
     ``scaled_dot_product_attention`` picks flash / memory-efficient kernels on
     GPU and a fused math path on CPU; numerically it is plain softmax attention.
+    With ``attention_kernel='auto'``, short key sequences in fp32 on CPU take the
+    explicit form instead (:func:`attend`).
     Neither PerA recipe uses attention or projection dropout, so there is none.
 
     Args:
@@ -32,9 +53,18 @@ class Attention(nn.Module):
         linear_kernel (str): kernel of the qkv and output projections,
             ``'aten'`` (default), ``'auto'`` or ``'auto_forward'`` (oneDNN for
             fp32 on CPU, see :mod:`~pera_mm.models.utils.onednn_linear`).
+        attention_kernel (str): one of :data:`ATTENTION_KERNELS`; 'sdpa'
+            (default) or 'auto'. Equal to rounding.
     """
 
-    def __init__(self, dim: int, num_heads: int, qkv_bias=True, linear_kernel: str = 'aten'):
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        qkv_bias=True,
+        linear_kernel: str = 'aten',
+        attention_kernel: str = 'sdpa',
+    ):
         super().__init__()
         if dim % num_heads:
             raise PeraConfigError(
@@ -42,8 +72,13 @@ class Attention(nn.Module):
             )
         if not (isinstance(qkv_bias, bool) or qkv_bias == 'qv'):
             raise PeraConfigError(f'qkv_bias must be one of {QKV_BIAS_CHOICES}, got {qkv_bias!r}')
+        if attention_kernel not in ATTENTION_KERNELS:
+            raise PeraConfigError(
+                f'attention_kernel must be one of {ATTENTION_KERNELS}, got {attention_kernel!r}'
+            )
         self.num_heads = num_heads
         self.linear_kernel = check_kernel(linear_kernel)
+        self.attention_kernel = attention_kernel
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias is True)
         if qkv_bias == 'qv':
             self.q_bias = nn.Parameter(torch.zeros(dim))
@@ -105,7 +140,7 @@ class Attention(nn.Module):
             k = apply_rope(k, *(t.unsqueeze(1) for t in rope))
             q_rope = rope if queries is None else [select_rows(t, queries) for t in rope]
             q = apply_rope(q, *(t.unsqueeze(1) for t in q_rope))
-        x = F.scaled_dot_product_attention(q, k, v)
+        x = attend(q, k, v, self.attention_kernel)
         return linear_module(self.proj, x.transpose(1, 2).reshape(B, -1, C), self.linear_kernel)
 
 

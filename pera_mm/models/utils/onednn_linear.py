@@ -77,16 +77,27 @@ class _OneDNNLinear(torch.autograd.Function):
         return grad_x, grad_w, grad_b, None
 
 
+def cpu_fp32_eager(x: torch.Tensor) -> bool:
+    """Whether ``x`` is an fp32 CPU tensor outside CPU autocast and ``torch.compile`` tracing.
+
+    The condition of every CPU-specific kernel choice of the package: elsewhere
+    the standard op is kept, so GPU, bf16 and compiled runs are unchanged.
+    """
+    return (
+        x.device.type == 'cpu'
+        and x.dtype == torch.float32
+        and not torch.is_autocast_enabled('cpu')
+        and not torch.compiler.is_compiling()
+    )
+
+
 def onednn_applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether :func:`linear` takes the oneDNN kernel for these tensors."""
     return (
         _ONEDNN_LINEAR is not None
-        and x.device.type == 'cpu'
-        and x.dtype == torch.float32
+        and cpu_fp32_eager(x)
         and weight.dtype == torch.float32
         and x.numel() > 0
-        and not torch.is_autocast_enabled('cpu')
-        and not torch.compiler.is_compiling()
     )
 
 

@@ -99,6 +99,8 @@ class Block(nn.Module):
             :mod:`~pera_mm.models.utils.onednn_linear`). Defaults to 'aten'
             (``PerAViT`` passes 'auto', where its gain was measured; the other
             hosts keep 'aten' and their parity records bit for bit).
+        attention_kernel (str): 'sdpa' or 'auto' (see :class:`Attention`).
+            Defaults to 'sdpa' for the same reason.
     """
 
     def __init__(
@@ -114,6 +116,7 @@ class Block(nn.Module):
         mlp_type: str = 'mlp',
         subset_rows: str = 'index_select',
         linear_kernel: str = 'aten',
+        attention_kernel: str = 'sdpa',
     ):
         super().__init__()
         if drop_path_mode not in ('row', 'subset'):
@@ -125,7 +128,13 @@ class Block(nn.Module):
         if subset_rows not in SUBSET_ROWS:
             raise PeraConfigError(f'subset_rows must be one of {SUBSET_ROWS}, got {subset_rows!r}')
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
-        self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias, linear_kernel=linear_kernel)
+        self.attn = Attention(
+            dim,
+            num_heads,
+            qkv_bias=qkv_bias,
+            linear_kernel=linear_kernel,
+            attention_kernel=attention_kernel,
+        )
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self.mlp = (
             Mlp(dim, mlp_dim, linear_kernel=linear_kernel)

@@ -292,37 +292,19 @@ def main(argv=None):
         ('adamw', lambda: adamw_costs(model, optim_cfg, args.repeats)),
     ]
     vit = model.backbone
+
+    def block_job(name, attr, forms, cases):
+        """A :func:`block_costs` job over ``cases`` (name, rows, tokens, grad): all tokens."""
+        cases = [(*c, _no_queries) for c in cases]
+        jobs.append((name, lambda: block_costs(vit, args.repeats, attr, forms, cases)))
+
     shapes = [('teacher', 16, 119, False), ('student', 16, 79, True)]
-    jobs.append(
-        (
-            'linear_kernel',
-            lambda: block_costs(
-                vit, args.repeats, _set_kernel, ('aten', 'auto_forward'),
-                [(*c, _no_queries) for c in shapes],
-            ),
-        )
-    )  # fmt: skip
-    jobs.append(
-        (
-            'linear_grad_input',
-            lambda: block_costs(
-                vit, args.repeats, _set_kernel, ('auto_forward', 'auto'),
-                [(*shapes[1], _no_queries), ('student_s', 16, 40, True, _no_queries)],
-            ),
-        )
-    )  # fmt: skip
+    student_s = ('student_s', 16, 40, True)
+    block_job('linear_kernel', _set_kernel, ('aten', 'auto_forward'), shapes)
+    block_job('linear_grad_input', _set_kernel, ('auto_forward', 'auto'), [shapes[1], student_s])
     jobs.append(('head_linear_kernel', lambda: head_costs(model, args.repeats)))
-    short = [('teacher_local', 64, 23, False), ('student_local', 64, 8, True)]
-    short.append(('student_s', 16, 40, True))
-    jobs.append(
-        (
-            'attention_kernel',
-            lambda: block_costs(
-                vit, args.repeats, _set_attention, ('sdpa', 'auto'),
-                [(*c, _no_queries) for c in short],
-            ),
-        )
-    )  # fmt: skip
+    short = [('teacher_local', 64, 23, False), ('student_local', 64, 8, True), student_s]
+    block_job('attention_kernel', _set_attention, ('sdpa', 'auto'), short)
     jobs.append(('sparse_embed', lambda: embed_costs(vit, args.repeats)))
 
     def subset_rows_costs():

@@ -23,9 +23,9 @@ EXPLICIT_MAX_KEYS = 64
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: str = 'sdpa'):
     """``softmax(q k^T / sqrt(d)) v`` of (B, H, N, d) heads: SDPA, or explicit where 'auto' applies.
 
-    The explicit form is two batched GEMMs and one softmax; it keeps the (B, H,
-    K, N) probabilities for the backward, which at N <= ``EXPLICIT_MAX_KEYS``
-    is smaller than the heads themselves.
+    The explicit form is two batched GEMMs and one softmax; for the backward it
+    keeps the (B, H, K, N) probabilities, at most ``EXPLICIT_MAX_KEYS`` values
+    per query and head.
     """
     if kernel == 'auto' and k.shape[-2] <= EXPLICIT_MAX_KEYS and cpu_fp32_eager(q):
         logits = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-2, -1))

@@ -61,23 +61,19 @@ ISSUE_SHAPES = dict(
     batch=8,
     seed=0,
 )
+#: the student and teacher ViTs, whose switches are set alike
+_BACKBONES = ('backbone', 'teacher.backbone')
 #: the switches at their earlier forms, one by one (``model_attrs`` / ``optim_wrapper``)
-_ROWS_ADVANCED = {
-    f'{net}.blocks.*.subset_rows': 'advanced' for net in ('backbone', 'teacher.backbone')
-}
-_NO_PRUNE = {f'{net}.prune_last_block': False for net in ('backbone', 'teacher.backbone')}
+_ROWS_ADVANCED = {f'{net}.blocks.*.subset_rows': 'advanced' for net in _BACKBONES}
+_NO_PRUNE = {f'{net}.prune_last_block': False for net in _BACKBONES}
 _ATEN_LINEAR = {
-    f'{net}.blocks.*.{part}.linear_kernel': 'aten'
-    for net in ('backbone', 'teacher.backbone')
-    for part in ('attn', 'mlp')
+    f'{net}.blocks.*.{part}.linear_kernel': 'aten' for net in _BACKBONES for part in ('attn', 'mlp')
 }
 _BLOCKS_FORWARD_ONLY = {k: 'auto_forward' for k in _ATEN_LINEAR}
-_CONV_EMBED = {f'{net}.sparse_embed': False for net in ('backbone', 'teacher.backbone')}
+_CONV_EMBED = {f'{net}.sparse_embed': False for net in _BACKBONES}
 #: the embedding GEMM of the sparse paths on aten (for the FLOP counter)
-_ATEN_EMBED = {f'{net}.linear_kernel': 'aten' for net in ('backbone', 'teacher.backbone')}
-_SDPA_ATTENTION = {
-    f'{net}.blocks.*.attn.attention_kernel': 'sdpa' for net in ('backbone', 'teacher.backbone')
-}
+_ATEN_EMBED = {f'{net}.linear_kernel': 'aten' for net in _BACKBONES}
+_SDPA_ATTENTION = {f'{net}.blocks.*.attn.attention_kernel': 'sdpa' for net in _BACKBONES}
 _ATEN_HEADS = {
     f'{head}.linear_kernel': 'aten' for head in ('projector', 'teacher.projector', 'predictor')
 }

@@ -440,46 +440,45 @@ def test_sparse_embed_equals_full_grid_convolution(case, monkeypatch):
         vit.forward_sparse(x, torch.arange(12).expand(3, -1))
 
 
+@pytest.fixture
+def sdpa_calls(monkeypatch):
+    """A list that grows by one at every call of ``F.scaled_dot_product_attention``."""
+    calls = []
+    sdpa = F.scaled_dot_product_attention
+    monkeypatch.setattr(F, 'scaled_dot_product_attention', lambda *a: calls.append(1) or sdpa(*a))
+    return calls
+
+
 @pytest.mark.parametrize('n_keys', [8, 64, 65])
-def test_explicit_attention_equals_sdpa_values_and_gradients(n_keys, monkeypatch):
+def test_explicit_attention_equals_sdpa_values_and_gradients(n_keys, sdpa_calls):
     """'auto' attention: explicit softmax up to 64 keys, SDPA beyond; same values
     and gradients (queries fewer than keys, as in the pruned last block)."""
     from pera_mm.models.utils import attention
 
-    calls = []
-    sdpa = F.scaled_dot_product_attention
-    monkeypatch.setattr(
-        attention.F, 'scaled_dot_product_attention', lambda *a: calls.append(1) or sdpa(*a)
-    )
     g = torch.Generator().manual_seed(6)
     q0, k0, v0 = (torch.randn(3, 2, n, 32, generator=g) for n in (5, n_keys, n_keys))
-    results, sdpa_calls = {}, {}
+    results, counts = {}, {}
     for kernel in attention.ATTENTION_KERNELS:
         q, k, v = (t.clone().requires_grad_() for t in (q0, k0, v0))
-        calls.clear()
+        sdpa_calls.clear()
         out = attention.attend(q, k, v, kernel)
-        sdpa_calls[kernel] = len(calls)
+        counts[kernel] = len(sdpa_calls)
         (out * torch.linspace(-1, 1, 32)).sin().sum().backward()
         results[kernel] = [out.detach(), q.grad, k.grad, v.grad]
-    assert sdpa_calls == {'auto': int(n_keys > attention.EXPLICIT_MAX_KEYS), 'sdpa': 1}
+    assert counts == {'auto': int(n_keys > attention.EXPLICIT_MAX_KEYS), 'sdpa': 1}
     for a, b in zip(results['auto'], results['sdpa']):
         assert a.shape == b.shape
         torch.testing.assert_close(a, b, **TOL)
 
 
-def test_attention_kernel_defaults_fallbacks_and_validation(monkeypatch):
+def test_attention_kernel_defaults_fallbacks_and_validation(sdpa_calls):
     from pera_mm.models.utils import attention
 
-    calls = []
-    sdpa = F.scaled_dot_product_attention
-    monkeypatch.setattr(
-        attention.F, 'scaled_dot_product_attention', lambda *a: calls.append(1) or sdpa(*a)
-    )
     q = torch.randn(2, 2, 8, 16)
     attention.attend(q.double(), q.double(), q.double(), 'auto')
     with torch.autocast('cpu', dtype=torch.bfloat16):
         attention.attend(q, q, q, 'auto')
-    assert len(calls) == 2  # other dtypes and CPU autocast keep SDPA
+    assert len(sdpa_calls) == 2  # other dtypes and CPU autocast keep SDPA
     vit = PerAViT(arch=ARCH, img_size=64, patch_size=16)
     assert {blk.attn.attention_kernel for blk in vit.blocks} == {'auto'}
     assert Block(64, 2, 128).attn.attention_kernel == 'sdpa'

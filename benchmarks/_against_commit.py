@@ -77,8 +77,10 @@ _SDPA_ATTENTION = {f'{net}.blocks.*.attn.attention_kernel': 'sdpa' for net in _B
 _ATEN_HEADS = {
     f'{head}.linear_kernel': 'aten' for head in ('projector', 'teacher.projector', 'predictor')
 }
+#: the student's global and local crops through the blocks one after the other
+_SEPARATE_CROPS = {'backbone.pack_crops': False}
 _SWITCHES_OFF = dict(
-    optim_wrapper=dict(nonfinite_check='per_grad', optimizer=dict(fused=False)),
+    optim_wrapper=dict(nonfinite_check='per_grad', clip_in_step=False, optimizer=dict(fused=False)),
     model_attrs={
         'ema_update': 'mul_add',
         'backbone.mask_token_insert': 'gather',
@@ -88,6 +90,7 @@ _SWITCHES_OFF = dict(
         **_ATEN_HEADS,
         **_CONV_EMBED,
         **_SDPA_ATTENTION,
+        **_SEPARATE_CROPS,
     },
 )
 #: variants of this tree: (worker spec overrides, build overrides)
@@ -101,6 +104,8 @@ VARIANTS = {
     'aten_heads': dict(model_attrs=_ATEN_HEADS),
     'conv_embed': dict(model_attrs=_CONV_EMBED),
     'sdpa_attention': dict(model_attrs=_SDPA_ATTENTION),
+    'clip_outside_step': dict(optim_wrapper=dict(clip_in_step=False)),
+    'separate_crops': dict(model_attrs=_SEPARATE_CROPS),
     'bf16': dict(optim_wrapper=dict(cpu_bf16=True)),
     'adamw_foreach': dict(optim_wrapper=dict(optimizer=dict(fused=False, foreach=True))),
     'compile': dict(build=dict(method='pera_compile')),

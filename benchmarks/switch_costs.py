@@ -5,7 +5,7 @@
 A whole-step comparison cannot resolve a change worth 1 % of the step on a shared
 machine; each switch replaces one well-delimited piece, timed here on its own
 (mean of ``--repeats`` calls after one warm-up call, same thread count as the
-step) in both forms:
+step; the two newest jobs alternate the forms in four turns) in both forms:
 
 - ``nonfinite_check``: the clip's total norm plus the skip decision, with the
   per-gradient ``isfinite`` check (``'per_grad'``) and read from the norm
@@ -26,6 +26,12 @@ step) in both forms:
   ``'auto'`` linears: student and teacher DINO heads (80 cls rows each, the
   teacher's without grad) and the pixel predictor (624 mask-token rows),
   forward + backward;
+- ``clip_in_step``: ``AutoAmpOptimWrapper.step`` (norm clip 3.0 and the fused
+  AdamW step) over the real gradients of one step, the clip scaling the
+  gradients itself and handing its factor to the fused step;
+- ``pack_crops``: the student's global (16 x 40, then 16 x 79 tokens) and local
+  (64 x 8) crops through ``forward_student``, forward + backward with the
+  configured drop path, one path after the other and packed;
 - ``attention_kernel``: the last block at the step's short sequences (teacher
   locals: 64 rows x 23 tokens, forward only; student locals 64 x 8 and student
   globals 16 x 40, forward + backward) with ``'sdpa'`` and ``'auto'`` (explicit
@@ -53,15 +59,22 @@ import _common as C  # noqa: E402
 from _against_commit import ISSUE_SHAPES  # noqa: E402
 
 
-def nonfinite_costs(model, optim_cfg, batch, repeats):
-    import torch
-    from mmengine.optim import build_optim_wrapper
+def _alternating(fns, repeats, rounds=4):
+    """Mean seconds per call of each of ``fns`` ({name: fn}), the forms timed in turns.
 
-    wrappers = {}
-    for check in ('per_grad', 'grad_norm'):
-        cfg = dict(optim_cfg, nonfinite_check=check)
-        wrappers[check] = build_optim_wrapper(model, cfg)
-    wrapper = wrappers['per_grad']
+    ``rounds`` turns of ``repeats / rounds`` calls each, the order reversed every
+    other turn, so that a drifting machine meets every form alike.
+    """
+    per_turn = max(repeats // rounds, 1)
+    seconds = dict.fromkeys(fns, 0.0)
+    for r in range(rounds):
+        for name in list(fns)[:: 1 if r % 2 == 0 else -1]:
+            seconds[name] += C.timed(fns[name], per_turn) / rounds
+    return seconds
+
+
+def _step_gradients(model, wrapper, batch):
+    """The gradients of one step (``{param: grad}``) and a function putting them back."""
     model.zero_grad()
     with wrapper.optim_context(model):
         losses = model.loss(**model.data_preprocessor(batch, True))
@@ -71,6 +84,19 @@ def nonfinite_costs(model, optim_cfg, batch, repeats):
     def restore():
         for p, g in grads.items():
             p.grad.copy_(g)
+
+    return grads, restore
+
+
+def nonfinite_costs(model, optim_cfg, batch, repeats):
+    import torch
+    from mmengine.optim import build_optim_wrapper
+
+    wrappers = {}
+    for check in ('per_grad', 'grad_norm'):
+        cfg = dict(optim_cfg, nonfinite_check=check)
+        wrappers[check] = build_optim_wrapper(model, cfg)
+    grads, restore = _step_gradients(model, wrappers['per_grad'], batch)
 
     def per_grad():
         restore()
@@ -94,6 +120,62 @@ def nonfinite_costs(model, optim_cfg, batch, repeats):
             grad_norm=C.timed(grad_norm, repeats) - restore_only,
         ),
     )
+
+
+def clip_costs(model, optim_cfg, batch, repeats):
+    """The clipped fused AdamW step, the clip apart and inside the step."""
+    import torch
+    from mmengine.optim import build_optim_wrapper
+
+    saved = {n: p.detach().clone() for n, p in model.named_parameters()}
+    wrappers = {
+        f'clip_in_step={form}': build_optim_wrapper(model, dict(optim_cfg, clip_in_step=form))
+        for form in (False, True)
+    }
+    grads, restore = _step_gradients(model, wrappers['clip_in_step=False'], batch)
+    restore_only = C.timed(restore, repeats)
+    for name, wrapper in wrappers.items():
+        assert wrapper._clips_in_step() == name.endswith('True'), 'needs a fused AdamW'
+    seconds = _alternating(
+        {name: lambda w=w: restore() or w.step() for name, w in wrappers.items()}, repeats
+    )
+    seconds = {name: t - restore_only for name, t in seconds.items()}
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            p.copy_(saved[n])
+    model.zero_grad(set_to_none=True)
+    return dict(grad_numel=sum(g.numel() for g in grads.values()), seconds=seconds)
+
+
+def pack_costs(vit, repeats, batch=8, n_global=2, n_local=8, ratio=0.2):
+    """``forward_student`` with local crops, forward + backward, packed or not."""
+    import torch
+
+    g = torch.Generator().manual_seed(4)
+
+    def crops(n, size):
+        x = torch.randn(n * batch, 3, size, size, generator=g)
+        n_patch = (size // vit.patch_size) ** 2
+        perm = torch.stack([torch.randperm(n_patch, generator=g) for _ in x])
+        k = int(n_patch * ratio)
+        return x, perm[:, :k].sort(1).values, perm[:, k : 2 * k].sort(1).values
+
+    x, s_idx, l_idx = crops(n_global, ISSUE_SHAPES['img_size'])
+    x_loc, loc_idx, _ = crops(n_local, ISSUE_SHAPES['local_size'])
+    token = torch.zeros(1, 1, vit.embed_dims, requires_grad=True)
+
+    def run():
+        out = vit(x, path='student', s_idx=s_idx, l_idx=l_idx, mask_token=token,
+                  local_x=x_loc, local_idx=loc_idx)  # fmt: skip
+        sum(o.sum() for o in out).backward()
+
+    def form(packed):
+        vit.pack_crops = packed
+        run()
+
+    seconds = _alternating({f'pack_crops={p}': lambda p=p: form(p) for p in (False, True)}, repeats)
+    vit.zero_grad(set_to_none=True)
+    return dict(seconds=seconds, drop_path=vit.blocks[0].drop_path)
 
 
 def ema_costs(model, repeats):
@@ -303,6 +385,8 @@ def main(argv=None):
     block_job('linear_kernel', _set_kernel, ('aten', 'auto_forward'), shapes)
     block_job('linear_grad_input', _set_kernel, ('auto_forward', 'auto'), [shapes[1], student_s])
     jobs.append(('head_linear_kernel', lambda: head_costs(model, args.repeats)))
+    jobs.append(('clip_in_step', lambda: clip_costs(model, optim_cfg, batch, args.repeats)))
+    jobs.append(('pack_crops', lambda: pack_costs(vit, args.repeats)))
     short = [('teacher_local', 64, 23, False), ('student_local', 64, 8, True), student_s]
     block_job('attention_kernel', _set_attention, ('sdpa', 'auto'), short)
     jobs.append(('sparse_embed', lambda: embed_costs(vit, args.repeats)))

@@ -185,8 +185,9 @@ def make_parser():
         default=['switches_off'],
         help='--against-commit: extra runs of this tree, out of the ratio: '
         'switches_off, adamw_unfused, rows_advanced, no_prune, aten_linear, '
-        'forward_only_linear, aten_heads, conv_embed, sdpa_attention, adamw_foreach, bf16, '
-        'compile (default: switches_off)',
+        'forward_only_linear, aten_heads, conv_embed, sdpa_attention, '
+        'clip_outside_step, separate_crops, adamw_foreach, bf16, compile '
+        '(default: switches_off)',
     )
     p.add_argument(
         '--ab-variants',

@@ -4,6 +4,8 @@
 - ``AutoAmpOptimWrapper(nonfinite_check='grad_norm')``: the same skip decisions on
   injected inf/NaN gradients and losses and the same updates as ``'per_grad'``,
   with one host sync per step instead of two;
+- ``AutoAmpOptimWrapper(clip_in_step=True)``: a fused AdamW that applies the norm
+  clip itself gives the weights and clipped gradients of the separate clip (1e-6);
 - ``PerA(ema_update='lerp')``: the teacher the two-pass form gives (1e-6);
 - ``AutoAmpOptimWrapper(cpu_bf16=True)``: a PerA step within loss 2e-2 (relative)
   and gradient cosine 0.99 of the fp32 step, on CPUs with native bf16.
@@ -34,22 +36,23 @@ def _net():
     return nn.Sequential(nn.Linear(6, 16), nn.GELU(), nn.Linear(16, 3))
 
 
-def _wrapper(net, check, clip=True):
+def _wrapper(net, check, clip=True, fused=None, clip_in_step=True):
     return AutoAmpOptimWrapper(
-        optimizer=torch.optim.AdamW(net.parameters(), lr=0.05, weight_decay=0.1),
+        optimizer=torch.optim.AdamW(net.parameters(), lr=0.05, weight_decay=0.1, fused=fused),
         clip_grad=dict(max_norm=0.5) if clip else None,
         nonfinite_check=check,
         max_consecutive_nonfinite=None,
+        clip_in_step=clip_in_step,
     )
 
 
-def _run(check, clip=True):
-    """Weights after every step, skip flags and logged grad norms of the injected run."""
+def _run(check, clip=True, **wrapper_kwargs):
+    """Weights after every step, skip flags, logged grad norms and gradients of the injected run."""
     net = _net()
-    wrapper = _wrapper(net, check, clip)
+    wrapper = _wrapper(net, check, clip, **wrapper_kwargs)
     hub = MessageHub.get_current_instance()
     torch.manual_seed(1)
-    weights, skipped, norms = [], [], []
+    weights, skipped, norms, grads = [], [], [], []
     for inject in INJECTIONS:
         x, y = torch.randn(8, 6), torch.randn(8, 3)
         loss = (net(x) - y).square().mean()
@@ -61,16 +64,17 @@ def _run(check, clip=True):
             net[2].weight.grad[1, 3] = inject[1]
         hub.update_scalar('train/grad_norm', -1.0)
         wrapper.step()
+        grads.append([p.grad.clone() for p in net.parameters()])
         wrapper.zero_grad()
         skipped.append(wrapper.nonfinite_skips > before)
         norms.append(hub.get_scalar('train/grad_norm').current())
         weights.append([p.detach().clone() for p in net.parameters()])
-    return weights, skipped, norms, wrapper
+    return weights, skipped, norms, wrapper, grads
 
 
 def test_grad_norm_check_skips_the_same_steps_and_applies_the_same_updates():
-    ref_w, ref_skip, ref_norm, _ = _run('per_grad')
-    new_w, new_skip, new_norm, wrapper = _run('grad_norm')
+    ref_w, ref_skip, ref_norm, _, _ = _run('per_grad')
+    new_w, new_skip, new_norm, wrapper, _ = _run('grad_norm')
     assert wrapper._checks_by_grad_norm()
     assert ref_skip == new_skip == [False, True, True, False, True, False]
     for a, b in zip(ref_w, new_w):
@@ -85,9 +89,37 @@ def test_grad_norm_check_skips_the_same_steps_and_applies_the_same_updates():
 
 
 def test_without_a_norm_clip_the_check_reads_every_gradient():
-    _, skipped, _, wrapper = _run('grad_norm', clip=False)
+    _, skipped, _, wrapper, _ = _run('grad_norm', clip=False)
     assert not wrapper._checks_by_grad_norm()
     assert skipped == [False, True, True, False, True, False]
+
+
+def test_fused_adamw_applies_the_clip_with_the_same_weights_and_gradients():
+    ref_w, ref_skip, ref_norm, ref, ref_g = _run('grad_norm', fused=True, clip_in_step=False)
+    new_w, new_skip, new_norm, new, new_g = _run('grad_norm', fused=True)
+    assert new._clips_in_step() and not ref._clips_in_step()
+    assert new_skip == ref_skip == [False, True, True, False, True, False]
+    assert new_norm == pytest.approx(ref_norm, rel=1e-6)
+    for step, skipped in enumerate(ref_skip):
+        # the gradients of a skipped step are dropped unused (the separate clip scaled them)
+        pairs = (
+            zip(ref_w[step], new_w[step])
+            if skipped
+            else zip(ref_w[step] + ref_g[step], new_w[step] + new_g[step])
+        )
+        for p, q in pairs:
+            torch.testing.assert_close(q, p, atol=1e-6, rtol=1e-6)
+    assert new.optimizer.grad_scale is None  # handed to one step only
+    assert not torch.equal(ref_w[0][0], ref_w[-1][0])
+    # without a fused step, or with the switch off, the clip scales the gradients itself
+    assert not _wrapper(_net(), 'grad_norm', fused=False)._clips_in_step()
+    net = _net()
+    wrapper = _wrapper(net, 'grad_norm', fused=True)
+    wrapper.backward(net(torch.randn(4, 6)).square().sum())
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        wrapper.step()
+    names = {ev.name for ev in prof.events()}
+    assert 'aten::_fused_adamw_' in names and 'aten::_foreach_mul_' not in names
 
 
 def _syncs_of_one_step(check):
@@ -115,6 +147,8 @@ def test_switches_are_validated():
         AutoAmpOptimWrapper(optimizer=opt, nonfinite_check='isfinite')
     with pytest.raises(PeraConfigError, match='cpu_bf16 must be True or False'):
         AutoAmpOptimWrapper(optimizer=opt, cpu_bf16='yes')
+    with pytest.raises(PeraConfigError, match='clip_in_step must be True or False'):
+        AutoAmpOptimWrapper(optimizer=opt, clip_in_step=1)
 
 
 def _small_pera(**overrides):

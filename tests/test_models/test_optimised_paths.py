@@ -328,6 +328,22 @@ def test_onednn_linear_equals_aten_linear_values_and_gradients(with_bias, weight
             torch.testing.assert_close(a, b, **TOL)
 
 
+def test_onednn_linear_outside_autograd_calls_the_op_directly(monkeypatch):
+    from pera_mm.models.utils import onednn_linear as ol
+
+    monkeypatch.setattr(ol, '_OneDNNLinear', None)  # any use of the autograd function fails
+    x, w, b = torch.randn(3, 5, 16), torch.randn(8, 16), torch.randn(8)
+    expected = F.linear(x, w, b)
+    with torch.no_grad():
+        torch.testing.assert_close(ol.linear(x, w.requires_grad_(), b, 'auto'), expected, **TOL)
+    w.requires_grad_(False)
+    y = ol.linear(x, w, b, 'auto')  # grad mode on, but nothing needs a gradient (a frozen teacher)
+    assert y.grad_fn is None
+    torch.testing.assert_close(y, expected, **TOL)
+    with pytest.raises(AttributeError):  # a gradient is needed: the autograd function is used
+        ol.linear(x, w.requires_grad_(), b, 'auto')
+
+
 def test_onednn_linear_steps_aside_under_cpu_autocast_and_for_other_dtypes():
     from pera_mm.models.utils.onednn_linear import onednn_applies
 
@@ -484,3 +500,90 @@ def test_attention_kernel_defaults_fallbacks_and_validation(sdpa_calls):
     assert Block(64, 2, 128).attn.attention_kernel == 'sdpa'
     with pytest.raises(PeraConfigError, match='attention_kernel must be one of'):
         Block(64, 2, 128, attention_kernel='flash')
+
+
+@pytest.fixture
+def randperm_per_size(monkeypatch):
+    """``torch.randperm`` drawing from one generator per size: a sequence of batch B gets
+    the same rows whether its blocks run alone or packed with another (``reset()``)."""
+    real, gens = torch.randperm, {}
+
+    def randperm(n, device=None, **kwargs):
+        return real(
+            n, generator=gens.setdefault(n, torch.Generator().manual_seed(n)), device=device
+        )
+
+    monkeypatch.setattr(torch, 'randperm', randperm)
+    return gens.clear
+
+
+PACK_CASES = dict(
+    plain=dict(),
+    subset_drop_path=dict(drop_path_rate=0.4),
+    unpruned=dict(drop_path_rate=0.4, prune_last_block=False),
+    registers_qv_rope=dict(
+        num_register_tokens=2, qkv_bias='qv', rope=dict(base=100.0), drop_path_rate=0.4
+    ),
+    checkpointed=dict(drop_path_rate=0.4, with_cp=True),
+)
+
+
+@pytest.mark.parametrize('case', PACK_CASES, ids=list(PACK_CASES))
+def test_packed_crops_equal_separate_student_paths(case, randperm_per_size, monkeypatch):
+    """``pack_crops``: the student's global and local crops through shared block calls
+    give the values and gradients of the two separate paths (same drop-path rows)."""
+    x, x_loc = torch.randn(3, 3, 64, 64), torch.randn(5, 3, 32, 32)
+    s_idx, l_idx, _ = random_split(3, 16, 4, 5, seed=5)
+    loc_idx = random_split(5, 4, 3, 0, seed=6)[0]
+    calls = {'forward': 0, 'forward_groups': 0}
+    for name in calls:
+        method = getattr(Block, name)
+
+        def counted(self, *a, _name=name, _method=method, **k):
+            calls[_name] += 1
+            return _method(self, *a, **k)
+
+        monkeypatch.setattr(Block, name, counted)
+    results = []
+    for pack in (True, False):
+        vit = make_vit(pack_crops=pack, **PACK_CASES[case]).train()
+        mask_token = torch.nn.Parameter(torch.linspace(-1, 1, 64).view(1, 1, 64))
+        randperm_per_size()
+        for name in calls:
+            calls[name] = 0
+        outs = _seeded_step(
+            lambda vit=vit, m=mask_token: list(
+                vit.forward_student(x, s_idx, l_idx, m, local_x=x_loc, local_idx=loc_idx)
+            )
+        )
+        grads = {n: p.grad.clone() for n, p in vit.named_parameters() if p.grad is not None}
+        results.append((outs, mask_token.grad.clone(), grads, dict(calls)))
+    (o_a, m_a, g_a, c_a), (o_b, m_b, g_b, c_b) = results
+    # packed: one module call of each block for both crop sets; separate: one per set
+    # (checkpointing calls every block once more in the backward)
+    n = ARCH['num_layers'] * (2 if PACK_CASES[case].get('with_cp') else 1)
+    assert c_a == {'forward': n, 'forward_groups': n}
+    assert c_b == {'forward': 2 * n, 'forward_groups': 0}
+    assert [o.shape for o in o_a] == [(3, 64), (3, 5, 64), (5, 64)]
+    for a, b in zip(o_a, o_b):
+        torch.testing.assert_close(a, b, **TOL)
+    torch.testing.assert_close(m_a, m_b, **TOL)
+    assert set(g_a) == set(g_b) and len(g_a) > 10
+    for name in g_a:
+        torch.testing.assert_close(g_a[name], g_b[name], **TOL, msg=name)
+    # the local crops' cls is the cls-only sparse path's
+    vit = make_vit(**PACK_CASES[case]).eval()
+    torch.testing.assert_close(
+        vit.forward_student(x, s_idx, l_idx, mask_token, local_x=x_loc, local_idx=loc_idx)[2],
+        vit.forward_sparse(x_loc, loc_idx, cls_only=True),
+        **TOL,
+    )
+
+
+def test_packed_crops_stay_separate_with_compiled_blocks(monkeypatch):
+    vit = make_vit(compile=dict(backend='eager'))
+    monkeypatch.setattr(Block, 'forward_groups', None)  # any packed call would fail
+    x, x_loc = torch.randn(2, 3, 64, 64), torch.randn(3, 3, 32, 32)
+    s_idx, l_idx, _ = random_split(2, 16, 4, 5)
+    cls, l_out, cls_loc = vit.forward_student(x, s_idx, l_idx, torch.zeros(1, 1, 64), x_loc)
+    assert cls.shape == (2, 64) and l_out.shape == (2, 5, 64) and cls_loc.shape == (3, 64)

@@ -53,13 +53,23 @@ def test_no_compute_on_dropped_tokens():
     for name, vit in (('student', model.backbone), ('teacher', model.teacher.backbone)):
         for blk in vit.blocks:
             blk.register_forward_pre_hook(
-                lambda m, args, name=name: lengths[name].append(args[0].shape[1])
+                lambda m, args, name=name: lengths[name].append(_lengths(args[0]))
             )
     data = model.data_preprocessor(batch, training=True)
     model(**data, mode='loss')
     # 64 px / 16 -> 16 patches: s 3, l 3, t 10; local 32 px -> 4 patches: s 1, t 2
     assert lengths['teacher'] == [11] * 4 + [3] * 4
+    # the student's global and local sequences share each block call (pack_crops)
+    assert lengths['student'] == [[4, 2]] * 2 + [[7, 2]] * 2
+    model.backbone.pack_crops = False
+    lengths['student'].clear()
+    model(**data, mode='loss')
     assert lengths['student'] == [4] * 2 + [7] * 2 + [2] * 4
+
+
+def _lengths(x):
+    """Token count of a block's input, or of each sequence of a packed call."""
+    return [t.shape[1] for t in x] if isinstance(x, list) else x.shape[1]
 
 
 def test_teacher_starts_as_copy_and_follows_ema():

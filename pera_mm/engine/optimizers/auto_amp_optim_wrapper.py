@@ -14,10 +14,11 @@ step count), the gradients are zeroed, the skip is counted, and hooks that
 update state from the step (teacher EMA, DINO centre) read
 ``last_step_skipped`` and leave their state alone.
 
-Two speed switches, each measured in ``docs/benchmarks.md``: the non-finite check
+Three speed switches, each measured in ``docs/benchmarks.md``: the non-finite check
 can read the gradient clip's total norm instead of scanning every gradient
-(``nonfinite_check``), and a CPU with native bf16 can train under bf16 autocast
-(``cpu_bf16``, off by default).
+(``nonfinite_check``), a fused Adam / AdamW step can apply the clip's scaling
+itself (``clip_in_step``), and a CPU with native bf16 can train under bf16
+autocast (``cpu_bf16``, off by default).
 """
 
 import logging
@@ -143,6 +144,15 @@ class AutoAmpOptimWrapper(AmpOptimWrapper):
     non-finite; the clip would scale such a step to nothing anyway. Without a
     norm clip, and with ``'per_grad'``, every gradient is checked as before.
 
+    **Clipping inside the step.** A fused Adam / AdamW (``fused=True``) divides
+    every gradient by its ``grad_scale`` inside its kernel and stores the result
+    back (PyTorch's AMP unscaling). With ``clip_in_step`` (the default), that
+    check's norm clip hands its factor to the step as ``grad_scale = 1 / coef``
+    instead of multiplying every gradient by ``coef`` first: one pass over the
+    gradients fewer, the same update and the same clipped gradients afterwards
+    (up to rounding: ``g / (1 / coef)`` for ``g * coef``). Other optimizers, AMP
+    and sharded (FSDP) clipping keep the separate clip.
+
     Args:
         loss_scale (float | str | dict): GradScaler setting, as for
             ``AmpOptimWrapper``. Validated but unused on CPU.
@@ -165,6 +175,8 @@ class AutoAmpOptimWrapper(AmpOptimWrapper):
             CPU with native bf16 (``cpu_bf16_supported()``); other CPUs stay
             in fp32 and say so once. Defaults to False: fp32, the reference
             numerics. Its speed and accuracy are in ``docs/benchmarks.md``.
+        clip_in_step (bool): let a fused Adam / AdamW step apply the norm
+            clip (see above). Defaults to True.
         **kwargs: ``OptimWrapper`` arguments (optimizer, clip_grad,
             accumulative_counts).
 
@@ -186,6 +198,7 @@ class AutoAmpOptimWrapper(AmpOptimWrapper):
         max_consecutive_nonfinite: Optional[int] = 20,
         nonfinite_check: str = 'grad_norm',
         cpu_bf16: bool = False,
+        clip_in_step: bool = True,
         **kwargs,
     ):
         _check_amp_args(loss_scale, dtype)
@@ -197,6 +210,10 @@ class AutoAmpOptimWrapper(AmpOptimWrapper):
         if not isinstance(cpu_bf16, bool):
             raise PeraConfigTypeError(
                 f'AutoAmpOptimWrapper: cpu_bf16 must be True or False, got {cpu_bf16!r}'
+            )
+        if not isinstance(clip_in_step, bool):
+            raise PeraConfigTypeError(
+                f'AutoAmpOptimWrapper: clip_in_step must be True or False, got {clip_in_step!r}'
             )
         if not isinstance(skip_nonfinite, bool):
             raise PeraConfigTypeError(
@@ -237,6 +254,7 @@ class AutoAmpOptimWrapper(AmpOptimWrapper):
         elif self.cpu_bf16:
             _log_once('AutoAmpOptimWrapper: bf16 autocast on the CPU (cpu_bf16=True)')
         self.nonfinite_check = nonfinite_check
+        self.clip_in_step = clip_in_step
         self.skip_nonfinite = skip_nonfinite
         self.max_consecutive_nonfinite = max_consecutive_nonfinite or None
         self.nonfinite_skips = 0
@@ -298,6 +316,7 @@ class AutoAmpOptimWrapper(AmpOptimWrapper):
         if self._checks_by_grad_norm():
             # clip first; the total norm tells whether the step is finite
             if self._clip_and_check():
+                self.optimizer.grad_scale = None
                 self._skip()
                 return
         else:
@@ -314,6 +333,7 @@ class AutoAmpOptimWrapper(AmpOptimWrapper):
             self.loss_scaler.update(self._scale_update_param)
         else:
             self.optimizer.step(**kwargs)
+            self.optimizer.grad_scale = None  # a clip handed to this step only
 
     def _checks_by_grad_norm(self) -> bool:
         """Whether this step's clip gives the total norm the non-finite check reads."""
@@ -338,7 +358,7 @@ class AutoAmpOptimWrapper(AmpOptimWrapper):
         ]
         flags = [] if self._loss_nonfinite is None else [self._loss_nonfinite]
         self._loss_nonfinite = None
-        norm = self.clip_func(params, **self.clip_grad_kwargs) if params else None
+        norm = self._clip(params) if params else None
         if norm is not None:
             flags.append(torch.isfinite(norm).logical_not())
         flag = _rank_agreed_flag(flags)
@@ -351,6 +371,29 @@ class AutoAmpOptimWrapper(AmpOptimWrapper):
             return True
         self.message_hub.update_scalar(f'train/{self.grad_name}', value)
         return False
+
+    def _clips_in_step(self) -> bool:
+        """Whether the norm clip's factor goes to a fused Adam / AdamW step (``clip_in_step``)."""
+        opt = self.optimizer
+        return (
+            self.clip_in_step
+            and not self.amp_enabled
+            and self.clip_func is torch.nn.utils.clip_grad_norm_
+            and isinstance(opt, (torch.optim.Adam, torch.optim.AdamW))
+            and all(group.get('fused') for group in opt.param_groups)
+        )
+
+    def _clip(self, params: List[torch.Tensor]) -> torch.Tensor:
+        """The total gradient norm; the gradients clipped now or by the step."""
+        if not self._clips_in_step():
+            return self.clip_func(params, **self.clip_grad_kwargs)
+        kwargs = dict(self.clip_grad_kwargs)
+        max_norm = kwargs.pop('max_norm')
+        norm = torch.nn.utils.get_total_norm([p.grad for p in params], **kwargs)
+        # clip_grad_norm_'s factor; the fused step divides every gradient by its inverse
+        coef = torch.clamp(max_norm / (norm + 1e-6), max=1.0)
+        self.optimizer.grad_scale = coef.float().reciprocal()
+        return norm
 
     def _is_nonfinite(self) -> bool:
         """Whether this step must be skipped, agreed by all ranks (one host sync)."""

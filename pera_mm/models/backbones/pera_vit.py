@@ -176,6 +176,13 @@ class PerAViT(BaseModule):
             they keep: the patch convolution as one GEMM of those patches'
             pixels (on ``linear_kernel``) instead of a convolution over the whole
             grid followed by a gather. Same values. Defaults to True.
+        pack_crops (bool): ``forward_student`` with local crops runs the
+            global and the local sequences through each block together (one
+            GEMM per linear on all their tokens, attention per sequence) instead
+            of one path after the other; with ``compile`` they stay separate.
+            Same values and gradients; stochastic depth still draws its rows
+            sequence by sequence (in another order of the random stream).
+            Defaults to True.
         prune_last_block (bool): in ``forward_sparse(cls_only=True)`` and
             ``forward_student`` the last block computes only the tokens that are
             returned (cls; cls + mask tokens), which still attend to every
@@ -237,6 +244,7 @@ class PerAViT(BaseModule):
         linear_kernel: str = 'auto',
         attention_kernel: str = 'auto',
         sparse_embed: bool = True,
+        pack_crops: bool = True,
         init_cfg=None,
     ):
         super().__init__(init_cfg=init_cfg)
@@ -248,6 +256,7 @@ class PerAViT(BaseModule):
         self.mask_token_insert = mask_token_insert
         self.prune_last_block = prune_last_block
         self.sparse_embed = sparse_embed
+        self.pack_crops = pack_crops
         self.linear_kernel = check_kernel(linear_kernel, 'PerAViT')
         self.arch_settings = self._parse_arch(arch)
         C = self.embed_dims = self.arch_settings['embed_dims']
@@ -508,6 +517,20 @@ class PerAViT(BaseModule):
                 x = self._block_call(blk, x, rope, q)
         return x
 
+    def _run_block_groups(self, xs, blocks, ropes, queries=None):
+        """``_run_blocks`` of several sequences at once (:meth:`Block.forward_groups`).
+
+        Each block is called as a module, with lists, as FSDP needs of its units.
+        """
+        last = len(blocks) - 1
+        for i, blk in enumerate(blocks):
+            q = queries if i == last else None
+            if self.with_cp and any(x.requires_grad for x in xs):
+                xs = checkpoint(self._block_call, blk, xs, ropes, q, use_reentrant=False)
+            else:
+                xs = self._block_call(blk, xs, ropes, q)
+        return xs
+
     def _drop_registers(self, x):
         """Cls + patch tokens of a (N, 1 + R + T, C) sequence."""
         if not self.num_register_tokens:
@@ -523,6 +546,15 @@ class PerAViT(BaseModule):
         ``cls_only`` the final-normed cls token (N, C); ``keep_idx`` (N, K), or
         None to keep every patch.
         """
+        h, rope = self._sparse_input(x, keep_idx)
+        if cls_only:
+            queries = self._cls_queries(h) if self.prune_last_block else None
+            return self.norm(self._run_blocks(h, self.blocks, rope, queries)[:, 0])
+        h = self._run_blocks(h, self.blocks, rope)
+        return self._drop_registers(self.norm(h))
+
+    def _sparse_input(self, x, keep_idx):
+        """The embedded sequence of the sparse path (N, prefix + K, C) and its rotations."""
         grid = self._grid_of(x)
         if keep_idx is not None and keep_idx.shape[1] == grid[0] * grid[1]:
             keep_idx = None  # every patch: the full grid, in raster order
@@ -530,39 +562,41 @@ class PerAViT(BaseModule):
         coords = self.rope_coords(grid, x.device)
         if keep_idx is not None:
             coords = self._gather_coords(coords, keep_idx)
-        h = torch.cat([prefix, patches], dim=1)
-        rope = self.rope_for(coords)
-        if cls_only:
-            queries = self._cls_queries(h) if self.prune_last_block else None
-            return self.norm(self._run_blocks(h, self.blocks, rope, queries)[:, 0])
-        h = self._run_blocks(h, self.blocks, rope)
-        return self._drop_registers(self.norm(h))
+        return torch.cat([prefix, patches], dim=1), self.rope_for(coords)
 
     @staticmethod
     def _cls_queries(h):
         """Index (N, 1) of the cls token in every row of ``h``."""
         return torch.zeros(h.shape[0], 1, dtype=torch.long, device=h.device)
 
-    def forward_student(self, x, s_idx, l_idx, mask_token):
-        """The student path on global crops.
+    def forward_student(self, x, s_idx, l_idx, mask_token, local_x=None, local_idx=None):
+        """The student path on global crops (with ``local_x``, also the local crops' cls).
 
         Args:
             x (Tensor): (N, 3, H, W) student views.
             s_idx (Tensor): (N, n_s) visible patch indices, ascending.
             l_idx (Tensor): (N, n_l) mask-token patch indices, ascending.
             mask_token (Tensor): (1, 1, C) learnable mask token.
+            local_x (Tensor, optional): (M, 3, h, w) local views for the cls-only
+                sparse path; with ``pack_crops`` they share the global crops'
+                block calls.
+            local_idx (Tensor, optional): (M, k) their kept patches (None: every patch).
 
         Returns:
             tuple: final-normed cls (N, C) and mask-token outputs (N, n_l, C) in
-            the order of ``l_idx``.
+            the order of ``l_idx``; with ``local_x`` also the local cls (M, C).
         """
+        if local_x is not None and not (self.pack_crops and self._block_call is _call_block):
+            cls, l_out = self.forward_student(x, s_idx, l_idx, mask_token)  # first, as before
+            return cls, l_out, self.forward_sparse(local_x, local_idx, cls_only=True)
         prefix, patches, pos = self.embed(x, s_idx)
         p = self.num_prefix_tokens
         n_s = s_idx.shape[1]
         coords = self.rope_coords(self._grid_of(x), x.device)
         h = torch.cat([prefix, patches], dim=1)
         rope = self.rope_for(self._gather_coords(coords, s_idx))
-        h = self._run_blocks(h, self.blocks[: self.mask_token_layer], rope)
+        loc = None if local_x is None else self._sparse_input(local_x, local_idx)
+        h, h_loc = self._run_student_blocks(h, loc, self.blocks[: self.mask_token_layer], rope)
         # Raster order of s ∪ l: sorting the concatenated positions once gives the
         # slots in order and the permutation of [s outputs, mask tokens] into them.
         sl_sorted, order = torch.cat([s_idx, l_idx], dim=1).sort(dim=1)
@@ -572,12 +606,31 @@ class PerAViT(BaseModule):
         # the late tokens sit at the slots sl_sorted: their coordinates
         rope = self.rope_for(self._gather_coords(coords, sl_sorted))
         late = self.blocks[self.mask_token_layer :]
+        out = None
         if self.prune_last_block:  # the last block computes cls and the mask tokens only
             out = torch.cat([self._cls_queries(h), rank[:, n_s:]], dim=1)
-            h = self.norm(self._run_blocks(h, late, rope, out))
-            return h[:, 0], h[:, 1:]
-        h = self.norm(self._run_blocks(h, late, rope))
-        return h[:, 0], gather_tokens(h, rank[:, n_s:])
+        if loc is not None:
+            loc = (h_loc, loc[1])
+        h, h_loc = self._run_student_blocks(h, loc, late, rope, out)
+        h = self.norm(h)
+        l_out = h[:, 1:] if self.prune_last_block else gather_tokens(h, rank[:, n_s:])
+        if loc is None:
+            return h[:, 0], l_out
+        return h[:, 0], l_out, self.norm(h_loc[:, 0])
+
+    def _run_student_blocks(self, h, loc, blocks, rope, queries=None):
+        """``blocks`` on the global sequence ``h``, packed with ``loc = (h_loc, rope_loc)``.
+
+        Without ``loc``: ``h`` alone. The local sequence's last block computes its cls
+        only where ``queries`` prune the global one.
+        """
+        if loc is None:
+            return self._run_blocks(h, blocks, rope, queries), None
+        h_loc, rope_loc = loc
+        if queries is not None:
+            queries = [queries, self._cls_queries(h_loc)]
+        h, h_loc = self._run_block_groups([h, h_loc], blocks, [rope, rope_loc], queries)
+        return h, h_loc
 
     def insert_mask_tokens(self, h, mask_tokens, order, rank):
         """``[prefix, s tokens]`` (N, p + n_s, C) and mask tokens (N, n_l, C) in raster order.

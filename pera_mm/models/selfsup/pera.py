@@ -310,12 +310,12 @@ class PerA(BaseSelfSupervisor):
                 )
 
         # ---------------- student: cls + s patches, mask tokens at l from mid-depth
-        s_cls_g, l_out = self.backbone(
-            s_glob, path='student', s_idx=g['s'], l_idx=g['l'], mask_token=self.mask_token
+        # (the local crops' cls-only sparse path rides along; PerAViT packs the two)
+        local = dict(local_x=s_loc, local_idx=loc['s']) if nL else {}
+        s_cls_g, l_out, *s_cls_l = self.backbone(
+            s_glob, path='student', s_idx=g['s'], l_idx=g['l'], mask_token=self.mask_token, **local
         )
-        s_cls = [s_cls_g]
-        if nL:
-            s_cls.append(self.backbone(s_loc, path='sparse', keep_idx=loc['s'], cls_only=True))
+        s_cls = [s_cls_g, *s_cls_l]
 
         # ---------------- DINO on the cls outputs, crop k vs crop k (heads run once)
         n_crops = nG + nL

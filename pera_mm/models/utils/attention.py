@@ -107,19 +107,21 @@ class Attention(nn.Module):
         With ``queries`` and a plain ``nn.Linear`` the q rows of the fused weight
         multiply the query tokens only, so the unread tokens cost no q GEMM.
         """
-        C = x.shape[-1]
         if queries is None:
-            return self.qkv_projection(x).split(C, dim=-1)
+            return self.qkv_projection(x).split(x.shape[-1], dim=-1)
+        return self._split_qkv(x, lambda t: gather_tokens(t, queries))
+
+    def _split_qkv(self, x: torch.Tensor, take_queries):
+        """Q of the query tokens ``take_queries(x)``, k and v of every token of ``x``."""
+        C = x.shape[-1]
         if type(self.qkv) is not nn.Linear:  # e.g. LoRA: one call of the wrapped module
             q, k, v = self.qkv_projection(x).split(C, dim=-1)
-            return gather_tokens(q, queries), k, v
+            return take_queries(q), k, v
         weight, bias = self.qkv.weight, self.qkv.bias
         if self.q_bias is not None:
             bias = torch.cat([self.q_bias, torch.zeros_like(self.q_bias), self.v_bias])
         kernel = self.linear_kernel
-        q = linear(
-            gather_tokens(x, queries), weight[:C], None if bias is None else bias[:C], kernel
-        )
+        q = linear(take_queries(x), weight[:C], None if bias is None else bias[:C], kernel)
         k, v = linear(x, weight[C:], None if bias is None else bias[C:], kernel).split(C, dim=-1)
         return q, k, v
 
@@ -131,17 +133,56 @@ class Attention(nn.Module):
         ``queries``: optional (B, K) token indices; only they attend (to all N
         tokens) and the output is (B, K, C) in their order.
         """
-        B, N, C = x.shape
+        q, k, v = self.query_key_value(x, queries)
+        out = self._heads_attend(q, k, v, rope, queries)
+        return linear_module(self.proj, out, self.linear_kernel)
+
+    def forward_groups(self, x: torch.Tensor, sizes, ropes, queries) -> torch.Tensor:
+        """Attention within each of several sequences packed into ``x`` (T, C).
+
+        ``sizes``: the (B_i, N_i) of the sequences, in order (T = sum B_i N_i);
+        ``ropes`` / ``queries``: one entry per sequence, as for :meth:`forward`
+        (``queries`` all None or all given). The qkv and output projections run
+        once on every token; returns the packed (sum B_i K_i, C) outputs.
+        """
+        C = x.shape[-1]
+        splits = [b * n for b, n in sizes]
+        if queries[0] is None:
+            q, k, v = self.qkv_projection(x).split(C, dim=-1)
+            q_splits = splits
+        else:
+
+            def take_queries(t):
+                parts = t.split(splits)
+                rows = [
+                    gather_tokens(p.view(b, n, -1), i)
+                    for p, (b, n), i in zip(parts, sizes, queries)
+                ]
+                return torch.cat([r.flatten(0, 1) for r in rows])
+
+            q, k, v = self._split_qkv(x, take_queries)
+            q_splits = [idx.numel() for idx in queries]
+        outs = [
+            self._heads_attend(
+                qi.view(b, -1, C), ki.view(b, n, C), vi.view(b, n, C), rope, idx
+            ).flatten(0, 1)
+            for qi, ki, vi, (b, n), rope, idx in zip(
+                q.split(q_splits), k.split(splits), v.split(splits), sizes, ropes, queries
+            )
+        ]
+        return linear_module(self.proj, torch.cat(outs), self.linear_kernel)
+
+    def _heads_attend(self, q, k, v, rope, queries):
+        """Softmax attention of q (B, K, C) over k, v (B, N, C), head by head: (B, K, C)."""
+        B, _, C = q.shape
         H = self.num_heads
-        q, k, v = (
-            t.reshape(B, -1, H, C // H).transpose(1, 2) for t in self.query_key_value(x, queries)
-        )
+        q, k, v = (t.reshape(B, -1, H, C // H).transpose(1, 2) for t in (q, k, v))
         if rope is not None:
             k = apply_rope(k, *(t.unsqueeze(1) for t in rope))
             q_rope = rope if queries is None else [select_rows(t, queries) for t in rope]
             q = apply_rope(q, *(t.unsqueeze(1) for t in q_rope))
         x = attend(q, k, v, self.attention_kernel)
-        return linear_module(self.proj, x.transpose(1, 2).reshape(B, -1, C), self.linear_kernel)
+        return x.transpose(1, 2).reshape(B, -1, C)
 
 
 def select_rows(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:

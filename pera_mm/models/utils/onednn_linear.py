@@ -14,6 +14,9 @@ fp32 GEMM is also faster than MKL's at the ViT-S and head shapes
   (it would need both operands transposed);
 - ``'auto_forward'``: the forward alone on oneDNN (the earlier form of 'auto').
 
+Outside autograd (grad mode off, or no input that needs a gradient: the EMA
+teacher) the oneDNN op is called directly, without the autograd function.
+
 The values are fp32 GEMM results either way (they differ in summation order only).
 Everywhere else (GPU, other dtypes, CPU autocast, ``torch.compile`` tracing,
 a PyTorch without the op) :func:`linear` is ``F.linear``.
@@ -104,8 +107,15 @@ def onednn_applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
 def linear(x, weight, bias=None, kernel: str = 'auto'):
     """``F.linear(x, weight, bias)``; on oneDNN where ``kernel`` asks for it and it applies."""
     if kernel != 'aten' and onednn_applies(x, weight):
-        return _OneDNNLinear.apply(x, weight, bias, kernel == 'auto')
+        if _needs_autograd(x, weight, bias):
+            return _OneDNNLinear.apply(x, weight, bias, kernel == 'auto')
+        return _ONEDNN_LINEAR(x, weight, bias, 'none', [], '')
     return F.linear(x, weight, bias)
+
+
+def _needs_autograd(*tensors) -> bool:
+    """Whether autograd records an op on ``tensors`` (grad mode on and one needs a gradient)."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
 def linear_module(module, x, kernel: str = 'auto'):

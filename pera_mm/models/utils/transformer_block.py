@@ -79,6 +79,7 @@ class Block(nn.Module):
 
     ``forward(x, queries=idx)`` computes the block for the tokens ``idx`` only
     (they attend to every token): a last block whose other outputs nobody reads.
+    ``forward_groups`` runs several sequences of different lengths at once.
 
     Args:
         dim (int): token width.
@@ -161,29 +162,103 @@ class Block(nn.Module):
 
         ``rope``: optional per-token ``(sin, cos)`` of the attention (see
         :class:`Attention`). ``queries``: optional (B, K) token indices; the
-        output is then theirs only, (B, K, C).
+        output is then theirs only, (B, K, C). A list ``x`` of sequences (with
+        lists ``rope`` / ``queries``) runs :meth:`forward_groups`: through the
+        module call, so that a wrapper such as FSDP sees it.
         """
+        if isinstance(x, (list, tuple)):
+            return self.forward_groups(x, rope, queries)
         p = self.drop_path if self.training else 0.0
-        if p > 0 and self.drop_path_mode == 'subset' and x.shape[0] > 1:
+        if self._drops_subsets(x, p):
             x = self._subset_residual(x, self._attn_branch, p, rope=rope, queries=queries)
             return self._subset_residual(x, self._mlp_branch, p)
         base = x if queries is None else gather_tokens(x, queries)
         x = base + drop_path_rows(self._attn_branch(x, rope, queries), p, self.training)
         return x + drop_path_rows(self._mlp_branch(x), p, self.training)
 
+    def forward_groups(self, xs, ropes=None, queries=None):
+        """:meth:`forward` of several sequences ``xs`` (B_i, N_i, C) at once.
+
+        The norms, linears and MLP run once on the tokens of all of them, attention
+        within each; the stochastic depth draws its rows sequence by sequence, as
+        separate calls would. ``ropes`` / ``queries``: None or one entry per
+        sequence (``queries`` all None or all given). Returns the list of outputs.
+        """
+        ropes = list(ropes) if ropes is not None else [None] * len(xs)
+        queries = list(queries) if queries is not None else [None] * len(xs)
+        xs = self._grouped_residual(xs, self._attn_groups, ropes, queries)
+        return self._grouped_residual(xs, self._mlp_groups, [None] * len(xs), [None] * len(xs))
+
+    def _attn_groups(self, xs, ropes, queries):
+        flat = torch.cat([x.flatten(0, 1) for x in xs])
+        sizes = [x.shape[:2] for x in xs]
+        out = self.ls1(self.attn.forward_groups(self.norm1(flat), sizes, ropes, queries))
+        kept = [x.shape[1] if q is None else q.shape[1] for x, q in zip(xs, queries)]
+        return [o.view(x.shape[0], k, -1) for o, x, k in zip(_split_rows(out, xs, kept), xs, kept)]
+
+    def _mlp_groups(self, xs, ropes, queries):
+        out = self._mlp_branch(torch.cat([x.flatten(0, 1) for x in xs]))
+        kept = [x.shape[1] for x in xs]
+        return [o.view(x.shape) for o, x in zip(_split_rows(out, xs, kept), xs)]
+
+    def _grouped_residual(self, xs, branch, ropes, queries):
+        """Each ``x`` (or its ``queries``) plus its part of ``branch`` over all of ``xs``."""
+        p = self.drop_path if self.training else 0.0
+        rows, inputs, in_ropes, in_queries = [], [], [], []
+        for x, rope, q in zip(xs, ropes, queries):
+            r = self._subset_rows(x, p)
+            rows.append(r)
+            if r is not None:
+                x, rope, q = self._select(x, r, rope, q)
+            inputs.append(x)
+            in_ropes.append(rope)
+            in_queries.append(q)
+        outs = []
+        for x, q, r, y in zip(xs, queries, rows, branch(inputs, in_ropes, in_queries)):
+            base = x if q is None else gather_tokens(x, q)
+            if r is None:
+                outs.append(base + drop_path_rows(y, p, self.training))
+            else:
+                outs.append(torch.index_add(base, 0, r, y.to(x.dtype), alpha=x.shape[0] / len(r)))
+        return outs
+
+    def _subset_rows(self, x, p):
+        """The random rows the 'subset' stochastic depth computes (None: every row)."""
+        if not self._drops_subsets(x, p):
+            return None
+        b = x.shape[0]
+        return torch.randperm(b, device=x.device)[: max(int(b * (1 - p)), 1)]
+
+    def _drops_subsets(self, x, p):
+        """Whether stochastic depth at rate ``p`` computes a row subset of ``x`` ('subset')."""
+        return p > 0 and self.drop_path_mode == 'subset' and x.shape[0] > 1
+
+    def _select(self, x, rows, rope=None, queries=None):
+        """``x``, its per-sample rotations and its ``queries`` at ``rows``."""
+        b = x.shape[0]
+        if rope is not None:  # per-sample rotations follow their rows
+            rope = tuple(self._take_rows(t, rows) if t.shape[0] == b else t for t in rope)
+        if queries is not None:
+            queries = self._take_rows(queries, rows)
+        return self._take_rows(x, rows), rope, queries
+
     def _take_rows(self, t, rows):
         return t.index_select(0, rows) if self.subset_rows == 'index_select' else t[rows]
 
     def _subset_residual(self, x, branch, p, rope=None, queries=None):
         """``x`` (or its ``queries``) plus ``branch`` of a random row subset, rescaled."""
-        b = x.shape[0]
-        n = max(int(b * (1 - p)), 1)
-        rows = torch.randperm(b, device=x.device)[:n]
+        rows = self._subset_rows(x, p)
+        xr, rope, queries_r = self._select(x, rows, rope, queries)
         kwargs = {}
-        if rope is not None:  # per-sample rotations follow their rows
-            kwargs['rope'] = tuple(self._take_rows(t, rows) if t.shape[0] == b else t for t in rope)
+        if rope is not None:
+            kwargs['rope'] = rope
         if queries is not None:
-            kwargs['queries'] = self._take_rows(queries, rows)
-        residual = branch(self._take_rows(x, rows), **kwargs)
+            kwargs['queries'] = queries_r
+        residual = branch(xr, **kwargs)
         base = x if queries is None else gather_tokens(x, queries)
-        return torch.index_add(base, 0, rows, residual.to(x.dtype), alpha=b / n)
+        return torch.index_add(base, 0, rows, residual.to(x.dtype), alpha=x.shape[0] / len(rows))
+
+
+def _split_rows(flat, xs, kept):
+    """Split packed rows (sum B_i K_i, C) back into the sequences of ``xs``, K_i tokens each."""
+    return flat.split([x.shape[0] * k for x, k in zip(xs, kept)])

@@ -215,6 +215,17 @@ def test_subset_rows_is_validated():
         Block(64, 2, 128, subset_rows='gather')
 
 
+def assert_same_step(a, b):
+    """Two (outputs, mask-token gradient, parameter gradients) results agree to 1e-5."""
+    (o_a, m_a, g_a), (o_b, m_b, g_b) = a, b
+    for x, y in zip(o_a, o_b):
+        torch.testing.assert_close(x, y, **TOL)
+    torch.testing.assert_close(m_a, m_b, **TOL)
+    assert set(g_a) == set(g_b) and len(g_a) > 10
+    for name in g_a:
+        torch.testing.assert_close(g_a[name], g_b[name], **TOL, msg=name)
+
+
 def _pruning_pair(**vit_kwargs):
     vits = [make_vit(prune_last_block=prune, **vit_kwargs).train() for prune in (True, False)]
     vits[1].load_state_dict(vits[0].state_dict())
@@ -250,13 +261,7 @@ def test_pruned_last_block_equals_full_last_block(case):
         outs = _seeded_step(run)
         grads = {n: p.grad.clone() for n, p in vit.named_parameters() if p.grad is not None}
         results.append((outs, mask_token.grad.clone(), grads))
-    (o_a, m_a, g_a), (o_b, m_b, g_b) = results
-    for a, b in zip(o_a, o_b):
-        torch.testing.assert_close(a, b, **TOL)
-    torch.testing.assert_close(m_a, m_b, **TOL)
-    assert set(g_a) == set(g_b) and len(g_a) > 10
-    for name in g_a:
-        torch.testing.assert_close(g_a[name], g_b[name], **TOL, msg=name)
+    assert_same_step(*results)
     # the unpruned cls-only path is the sequence path's cls
     vit = _pruning_pair(**PRUNE_CASES[case])[1].eval()
     torch.testing.assert_close(
@@ -557,20 +562,15 @@ def test_packed_crops_equal_separate_student_paths(case, randperm_per_size, monk
             )
         )
         grads = {n: p.grad.clone() for n, p in vit.named_parameters() if p.grad is not None}
-        results.append((outs, mask_token.grad.clone(), grads, dict(calls)))
-    (o_a, m_a, g_a, c_a), (o_b, m_b, g_b, c_b) = results
+        results.append(((outs, mask_token.grad.clone(), grads), dict(calls)))
+    (packed, c_a), (separate, c_b) = results
     # packed: one module call of each block for both crop sets; separate: one per set
     # (checkpointing calls every block once more in the backward)
     n = ARCH['num_layers'] * (2 if PACK_CASES[case].get('with_cp') else 1)
     assert c_a == {'forward': n, 'forward_groups': n}
     assert c_b == {'forward': 2 * n, 'forward_groups': 0}
-    assert [o.shape for o in o_a] == [(3, 64), (3, 5, 64), (5, 64)]
-    for a, b in zip(o_a, o_b):
-        torch.testing.assert_close(a, b, **TOL)
-    torch.testing.assert_close(m_a, m_b, **TOL)
-    assert set(g_a) == set(g_b) and len(g_a) > 10
-    for name in g_a:
-        torch.testing.assert_close(g_a[name], g_b[name], **TOL, msg=name)
+    assert [o.shape for o in packed[0]] == [(3, 64), (3, 5, 64), (5, 64)]
+    assert_same_step(packed, separate)
     # the local crops' cls is the cls-only sparse path's
     vit = make_vit(**PACK_CASES[case]).eval()
     torch.testing.assert_close(

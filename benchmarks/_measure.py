@@ -84,7 +84,9 @@ class TokenCounter:
 
     def _hook(self, role):
         def hook(mod, args):
-            self.counts[role] += int(args[0].shape[0]) * int(args[0].shape[1])
+            # a packed block call (``PerAViT(pack_crops=True)``) carries a list of sequences
+            seqs = args[0] if isinstance(args[0], (list, tuple)) else [args[0]]
+            self.counts[role] += sum(int(x.shape[0]) * int(x.shape[1]) for x in seqs)
 
         return hook
 

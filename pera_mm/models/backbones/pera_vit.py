@@ -595,8 +595,11 @@ class PerAViT(BaseModule):
         coords = self.rope_coords(self._grid_of(x), x.device)
         h = torch.cat([prefix, patches], dim=1)
         rope = self.rope_for(self._gather_coords(coords, s_idx))
-        loc = None if local_x is None else self._sparse_input(local_x, local_idx)
-        h, h_loc = self._run_student_blocks(h, loc, self.blocks[: self.mask_token_layer], rope)
+        h_loc, rope_loc = (
+            (None, None) if local_x is None else self._sparse_input(local_x, local_idx)
+        )
+        early = self.blocks[: self.mask_token_layer]
+        h, h_loc = self._run_student_blocks(h, h_loc, rope_loc, early, rope)
         # Raster order of s ∪ l: sorting the concatenated positions once gives the
         # slots in order and the permutation of [s outputs, mask tokens] into them.
         sl_sorted, order = torch.cat([s_idx, l_idx], dim=1).sort(dim=1)
@@ -609,24 +612,21 @@ class PerAViT(BaseModule):
         out = None
         if self.prune_last_block:  # the last block computes cls and the mask tokens only
             out = torch.cat([self._cls_queries(h), rank[:, n_s:]], dim=1)
-        if loc is not None:
-            loc = (h_loc, loc[1])
-        h, h_loc = self._run_student_blocks(h, loc, late, rope, out)
+        h, h_loc = self._run_student_blocks(h, h_loc, rope_loc, late, rope, out)
         h = self.norm(h)
         l_out = h[:, 1:] if self.prune_last_block else gather_tokens(h, rank[:, n_s:])
-        if loc is None:
+        if h_loc is None:
             return h[:, 0], l_out
         return h[:, 0], l_out, self.norm(h_loc[:, 0])
 
-    def _run_student_blocks(self, h, loc, blocks, rope, queries=None):
-        """``blocks`` on the global sequence ``h``, packed with ``loc = (h_loc, rope_loc)``.
+    def _run_student_blocks(self, h, h_loc, rope_loc, blocks, rope, queries=None):
+        """``blocks`` on the global sequence ``h``, packed with the local ``h_loc`` if given.
 
-        Without ``loc``: ``h`` alone. The local sequence's last block computes its cls
+        Without ``h_loc``: ``h`` alone. The local sequence's last block computes its cls
         only where ``queries`` prune the global one.
         """
-        if loc is None:
+        if h_loc is None:
             return self._run_blocks(h, blocks, rope, queries), None
-        h_loc, rope_loc = loc
         if queries is not None:
             queries = [queries, self._cls_queries(h_loc)]
         h, h_loc = self._run_block_groups([h, h_loc], blocks, [rope, rope_loc], queries)

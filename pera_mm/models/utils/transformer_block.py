@@ -172,9 +172,8 @@ class Block(nn.Module):
         if self._drops_subsets(x, p):
             x = self._subset_residual(x, self._attn_branch, p, rope=rope, queries=queries)
             return self._subset_residual(x, self._mlp_branch, p)
-        base = x if queries is None else gather_tokens(x, queries)
-        x = base + drop_path_rows(self._attn_branch(x, rope, queries), p, self.training)
-        return x + drop_path_rows(self._mlp_branch(x), p, self.training)
+        x = self._residual(x, queries, None, self._attn_branch(x, rope, queries), p)
+        return self._residual(x, None, None, self._mlp_branch(x), p)
 
     def forward_groups(self, xs, ropes=None, queries=None):
         """:meth:`forward` of several sequences ``xs`` (B_i, N_i, C) at once.
@@ -213,14 +212,19 @@ class Block(nn.Module):
             inputs.append(x)
             in_ropes.append(rope)
             in_queries.append(q)
-        outs = []
-        for x, q, r, y in zip(xs, queries, rows, branch(inputs, in_ropes, in_queries)):
-            base = x if q is None else gather_tokens(x, q)
-            if r is None:
-                outs.append(base + drop_path_rows(y, p, self.training))
-            else:
-                outs.append(torch.index_add(base, 0, r, y.to(x.dtype), alpha=x.shape[0] / len(r)))
-        return outs
+        outs = branch(inputs, in_ropes, in_queries)
+        return [self._residual(x, q, r, y, p) for x, q, r, y in zip(xs, queries, rows, outs)]
+
+    def _residual(self, x, queries, rows, y, p):
+        """``x`` (or its ``queries``) plus the branch output ``y``.
+
+        ``y`` holds the ``rows`` of a 'subset' draw (added back rescaled), or every
+        row (None: the per-row drop path at rate ``p`` applies).
+        """
+        base = x if queries is None else gather_tokens(x, queries)
+        if rows is None:
+            return base + drop_path_rows(y, p, self.training)
+        return torch.index_add(base, 0, rows, y.to(x.dtype), alpha=x.shape[0] / len(rows))
 
     def _subset_rows(self, x, p):
         """The random rows the 'subset' stochastic depth computes (None: every row)."""
@@ -254,9 +258,7 @@ class Block(nn.Module):
             kwargs['rope'] = rope
         if queries is not None:
             kwargs['queries'] = queries_r
-        residual = branch(xr, **kwargs)
-        base = x if queries is None else gather_tokens(x, queries)
-        return torch.index_add(base, 0, rows, residual.to(x.dtype), alpha=x.shape[0] / len(rows))
+        return self._residual(x, queries, rows, branch(xr, **kwargs), p)
 
 
 def _split_rows(flat, xs, kept):

@@ -29,6 +29,8 @@ import numpy as np
 
 #: protocol fields that must agree between the pooled runs
 _SAME = ('build', 'threads', 'steps', 'warmup')
+#: the two sides whose mean steps make the ratio
+SIDES = ('reference', 'current')
 
 
 class PoolError(ValueError):
@@ -44,9 +46,7 @@ def load_runs(paths: Sequence[str]) -> List[dict]:
         try:
             payload = json.loads(Path(path).read_text())
             mode = payload['protocol']['mode']
-            steps = {
-                side: payload['summary'][side]['step_times_s'] for side in ('reference', 'current')
-            }
+            steps = {side: payload['summary'][side]['step_times_s'] for side in SIDES}
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise PoolError(f'{path}: not a lock-step result of train_step.py ({e!r})') from None
         if mode != 'lockstep':
@@ -77,11 +77,15 @@ def load_runs(paths: Sequence[str]) -> List[dict]:
     return runs
 
 
+def pooled_means(runs: Sequence[dict]):
+    """Mean of every reference step and mean of every current step of ``runs``."""
+    return tuple(float(np.concatenate([r[side] for r in runs]).mean()) for side in SIDES)
+
+
 def pooled_ratio(runs: Sequence[dict]) -> float:
     """Mean of every reference step over the mean of every current step."""
-    ref = np.concatenate([r['reference'] for r in runs])
-    cur = np.concatenate([r['current'] for r in runs])
-    return float(ref.mean() / cur.mean())
+    ref, cur = pooled_means(runs)
+    return ref / cur
 
 
 def pool(runs: Sequence[dict], target: float, resamples: int = 10000, seed: int = 0) -> dict:
@@ -91,6 +95,7 @@ def pool(runs: Sequence[dict], target: float, resamples: int = 10000, seed: int 
     picks = rng.integers(0, len(runs), size=(resamples, len(runs)))
     boot = np.array([pooled_ratio([runs[i] for i in pick]) for pick in picks])
     low, high = np.percentile(boot, [2.5, 97.5])
+    ref, cur = pooled_means(runs)
     return dict(
         commit=runs[0]['commit'],
         protocol=runs[0]['protocol'],
@@ -104,9 +109,9 @@ def pool(runs: Sequence[dict], target: float, resamples: int = 10000, seed: int 
             )
             for r, ratio in zip(runs, ratios)
         ],
-        pooled_reference_mean_s=float(np.concatenate([r['reference'] for r in runs]).mean()),
-        pooled_current_mean_s=float(np.concatenate([r['current'] for r in runs]).mean()),
-        pooled_ratio=pooled_ratio(runs),
+        pooled_reference_mean_s=ref,
+        pooled_current_mean_s=cur,
+        pooled_ratio=ref / cur,
         run_ratio_mean=float(np.mean(ratios)),
         run_ratio_sd=float(np.std(ratios, ddof=1)),
         bootstrap=dict(resamples=resamples, seed=seed, ci95=[float(low), float(high)]),

@@ -51,8 +51,8 @@ def load_runs(paths: Sequence[str]) -> List[dict]:
             raise PoolError(f'{path}: not a lock-step result of train_step.py ({e!r})') from None
         if mode != 'lockstep':
             raise PoolError(f'{path}: protocol mode is {mode!r}, expected lockstep')
-        first = runs[0] if runs else None
-        if first is not None:
+        if runs:
+            first = runs[0]
             if payload['commit'] != first['commit']:
                 raise PoolError(
                     f'{path}: reference commit {payload["commit"][:8]}, but '
@@ -90,7 +90,8 @@ def pooled_ratio(runs: Sequence[dict]) -> float:
 
 def pool(runs: Sequence[dict], target: float, resamples: int = 10000, seed: int = 0) -> dict:
     """Per-run ratios, the pooled ratio, its bootstrap interval over runs, the target's share."""
-    ratios = [float(r['reference'].mean() / r['current'].mean()) for r in runs]
+    means = [pooled_means([r]) for r in runs]
+    ratios = [ref / cur for ref, cur in means]
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, len(runs), size=(resamples, len(runs)))
     boot = np.array([pooled_ratio([runs[i] for i in pick]) for pick in picks])
@@ -103,11 +104,11 @@ def pool(runs: Sequence[dict], target: float, resamples: int = 10000, seed: int 
             dict(
                 path=r['path'],
                 load_start=r['load_start'],
-                reference_mean_s=float(r['reference'].mean()),
-                current_mean_s=float(r['current'].mean()),
-                ratio=ratio,
+                reference_mean_s=ref,
+                current_mean_s=cur,
+                ratio=ref / cur,
             )
-            for r, ratio in zip(runs, ratios)
+            for r, (ref, cur) in zip(runs, means)
         ],
         pooled_reference_mean_s=ref,
         pooled_current_mean_s=cur,
